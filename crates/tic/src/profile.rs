@@ -1,0 +1,134 @@
+//! PJOURF+1 and PPOINTE day profiles (tic-protocol.md §5.6).
+//!
+//! ```
+//! use tic::profile::{DayProfile, DryContact};
+//! let p = DayProfile::parse(
+//!     "00008002 0100C001 06008002 1230C001 15308002 NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE",
+//! ).unwrap();
+//! let slots: Vec<_> = p.slots().collect();
+//! assert_eq!(slots.len(), 5);
+//! assert_eq!((slots[3].hour, slots[3].minute), (12, 30));
+//! assert_eq!(slots[3].tariff_index(), Some(1));
+//! assert_eq!(slots[3].dry_contact(), DryContact::Close);
+//! ```
+
+/// Most slots a profile holds.
+pub const MAX_SLOTS: usize = 11;
+
+/// What a slot does to the dry contact, action bits 14–15.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DryContact {
+    /// `00`: unchanged.
+    Unchanged,
+    /// `01`: follows the Tempo dry-contact configuration (Tempo contracts).
+    Tempo,
+    /// `10`: open.
+    Open,
+    /// `11`: close.
+    Close,
+}
+
+/// One used slot: from `hour:minute`, apply `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// Start hour, 0–23.
+    pub hour: u8,
+    /// Start minute, 0–59.
+    pub minute: u8,
+    /// The 16-bit action word.
+    pub action: u16,
+}
+
+impl Slot {
+    /// Bits 0–3: the supplier tariff index (1–10) from this slot, `None` for no change.
+    pub const fn tariff_index(&self) -> Option<u8> {
+        match self.action & 0xF {
+            n @ 1..=10 => Some(n as u8),
+            _ => None,
+        }
+    }
+
+    /// Bits 4–10: whether virtual contact `n` (1–7) is closed in this slot.
+    pub const fn virtual_contact(&self, n: u8) -> Option<bool> {
+        if n >= 1 && n <= 7 {
+            Some(self.action >> (3 + n) & 1 == 1)
+        } else {
+            None
+        }
+    }
+
+    /// Bits 14–15: the dry contact's action.
+    pub const fn dry_contact(&self) -> DryContact {
+        match self.action >> 14 {
+            0 => DryContact::Unchanged,
+            1 => DryContact::Tempo,
+            2 => DryContact::Open,
+            _ => DryContact::Close,
+        }
+    }
+}
+
+/// A decoded day profile: its used slots, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DayProfile {
+    slots: [Option<Slot>; MAX_SLOTS],
+}
+
+impl DayProfile {
+    /// Parses up to 11 blocks of 8 characters separated by single spaces;
+    /// `NONUTILE` blocks are unused.
+    pub fn parse(value: &str) -> Option<DayProfile> {
+        let mut slots = [None; MAX_SLOTS];
+        let mut count = 0;
+        for block in value.as_bytes().split(|&b| b == b' ') {
+            if count == MAX_SLOTS {
+                return None;
+            }
+            slots[count] = parse_block(block)?;
+            count += 1;
+        }
+        Some(DayProfile { slots })
+    }
+
+    /// The used slots.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.iter().flatten().copied()
+    }
+}
+
+/// `Some(None)` for `NONUTILE`, `Some(Some(slot))` for a used block.
+fn parse_block(block: &[u8]) -> Option<Option<Slot>> {
+    if block == b"NONUTILE" {
+        return Some(None);
+    }
+    if block.len() != 8 {
+        return None;
+    }
+    let hour = crate::syntax::parse_digits(&block[..2])? as u8;
+    let minute = crate::syntax::parse_digits(&block[2..4])? as u8;
+    if hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut action = 0u16;
+    for &c in &block[4..] {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        action = action << 4 | d as u16;
+    }
+    Some(Some(Slot {
+        hour,
+        minute,
+        action,
+    }))
+}
+
+/// The data format check of the dictionary: well-formed blocks, any count up to 11.
+pub(crate) fn is_well_formed(value: &[u8]) -> bool {
+    core::str::from_utf8(value)
+        .ok()
+        .and_then(DayProfile::parse)
+        .is_some()
+}

@@ -4,6 +4,7 @@
 //! argument struct; this file only dispatches.
 
 mod cmd;
+mod frames;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

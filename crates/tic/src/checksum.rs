@@ -24,7 +24,9 @@ pub fn checksum(mode: Mode, span: &[u8]) -> u8 {
 /// Sum of bytes, written so the compiler vectorises it (no early exits).
 #[inline]
 pub(crate) fn sum(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0u32, |acc, &b| acc.wrapping_add(b as u32))
+    bytes
+        .iter()
+        .fold(0u32, |acc, &b| acc.wrapping_add(b as u32))
 }
 
 #[inline]

@@ -1,0 +1,141 @@
+//! The persistent tier: sequential-storage's NOR-flash FIFO, holding one
+//! encoded record (see [`crate::store`]) per item.
+//!
+//! sequential-storage writes items sequentially across the partition's
+//! pages and erases a page only when its items are all popped, so wear is
+//! spread over the whole partition and a power cut loses at most the item
+//! being written.
+
+use core::ops::Range;
+
+use embedded_storage_async::nor_flash::MultiwriteNorFlash;
+use sequential_storage::cache::{Cache, Uncached};
+use sequential_storage::queue::{QueueConfig, QueueStorage};
+
+use crate::store::{
+    decode_record, encode_record, FrameStore, QueuedFrame, StoreError, MAX_RECORD_BYTES,
+};
+use crate::wire::MAX_FRAME_BYTES;
+
+/// sequential-storage's error for flash `F`.
+pub type FlashError<F> = sequential_storage::Error<<F as embedded_storage_async::nor_flash::ErrorType>::Error>;
+
+type Queue<F> = QueueStorage<F, Cache<Uncached, Uncached, Uncached>>;
+
+/// Frames in a NOR-flash range.
+pub struct FlashStore<F: MultiwriteNorFlash> {
+    queue: Queue<F>,
+    frames: usize,
+    used: usize,
+    capacity: usize,
+    record: [u8; MAX_RECORD_BYTES],
+    unpacked: [u8; MAX_FRAME_BYTES],
+}
+
+impl<F: MultiwriteNorFlash> core::fmt::Debug for FlashStore<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FlashStore")
+            .field("frames", &self.frames)
+            .field("used", &self.used)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+fn backend<E>(e: sequential_storage::Error<E>) -> StoreError<sequential_storage::Error<E>> {
+    match e {
+        sequential_storage::Error::FullStorage => StoreError::Full,
+        sequential_storage::Error::ItemTooBig => StoreError::TooBig,
+        other => StoreError::Backend(other),
+    }
+}
+
+impl<F: MultiwriteNorFlash> FlashStore<F> {
+    /// Opens the queue in `range` (page-aligned) and counts what survived
+    /// the last reset. Returns `None` when the range is not usable.
+    pub async fn mount(
+        flash: F,
+        range: Range<u32>,
+    ) -> Result<Self, StoreError<FlashError<F>>> {
+        let capacity = (range.end - range.start) as usize;
+        let config = QueueConfig::try_new(range).map_err(|_| StoreError::TooBig)?;
+        let mut store = FlashStore {
+            queue: QueueStorage::new(flash, config, Cache::new_uncached()),
+            frames: 0,
+            used: 0,
+            capacity,
+            record: [0; MAX_RECORD_BYTES],
+            unpacked: [0; MAX_FRAME_BYTES],
+        };
+        let overhead = Queue::<F>::item_overhead_size() as usize;
+        let mut iter = store.queue.iter().await.map_err(backend)?;
+        while let Some(entry) = iter.next(&mut store.record).await.map_err(backend)? {
+            store.frames += 1;
+            store.used += entry.len() + overhead;
+        }
+        Ok(store)
+    }
+
+    /// Erases the whole range (factory reset, or unrecoverable corruption).
+    pub async fn erase_all(&mut self) -> Result<(), StoreError<FlashError<F>>> {
+        self.queue.erase_all().await.map_err(backend)?;
+        self.frames = 0;
+        self.used = 0;
+        Ok(())
+    }
+}
+
+impl<F: MultiwriteNorFlash> FrameStore for FlashStore<F> {
+    type Error = FlashError<F>;
+
+    async fn push(&mut self, frame: &QueuedFrame<'_>) -> Result<(), StoreError<Self::Error>> {
+        let len = encode_record(frame, &mut self.record).ok_or(StoreError::TooBig)?;
+        self.queue
+            .push(&self.record[..len], false)
+            .await
+            .map_err(backend)?;
+        self.frames += 1;
+        self.used += len + Queue::<F>::item_overhead_size() as usize;
+        Ok(())
+    }
+
+    async fn visit_oldest(
+        &mut self,
+        visit: &mut dyn FnMut(&QueuedFrame<'_>) -> bool,
+    ) -> Result<(), StoreError<Self::Error>> {
+        let mut iter = self.queue.iter().await.map_err(backend)?;
+        while let Some(entry) = iter.next(&mut self.record).await.map_err(backend)? {
+            let frame = decode_record(&entry, &mut self.unpacked).ok_or(StoreError::Corrupt)?;
+            if !visit(&frame) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pop_oldest(&mut self) -> Result<bool, StoreError<Self::Error>> {
+        match self.queue.pop(&mut self.record).await.map_err(backend)? {
+            Some(record) => {
+                let len = record.len();
+                self.frames = self.frames.saturating_sub(1);
+                self.used = self
+                    .used
+                    .saturating_sub(len + Queue::<F>::item_overhead_size() as usize);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn frames(&self) -> usize {
+        self.frames
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.used
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.capacity
+    }
+}

@@ -1,0 +1,183 @@
+//! UART bytes → checked raw frames.
+//!
+//! The protocol core `tic` checks every group; this module keeps the raw
+//! bytes of the frame around it (the server re-decodes raw frames, so
+//! decoding can improve without reflashing), counts what went wrong, and
+//! feeds the [`ModeDetector`] with each group's verdict.
+
+use tic::{Decoder, EndReason, Event, FrameEnd, Mode};
+
+use crate::detect::{DetectorConfig, LineSpeed, ModeDetector};
+use crate::telemetry::Counters;
+use crate::wire::{Counter, LineMode, MAX_FRAME_BYTES};
+
+/// A complete frame worth queueing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedFrame<'a> {
+    /// Raw bytes, STX..ETX.
+    pub bytes: &'a [u8],
+    /// Mode told by the frame's groups.
+    pub mode: LineMode,
+    /// Groups that passed.
+    pub valid_groups: u16,
+    /// Groups rejected (the frame is still kept raw; the server sees them).
+    pub rejected_groups: u16,
+}
+
+/// What one decoder step found, detached from the decoder's borrow.
+enum Step {
+    Start,
+    Valid,
+    Rejected,
+    End(FrameEnd),
+    Nothing,
+}
+
+/// The line side of the device core.
+#[derive(Debug, Clone)]
+pub struct LineReceiver {
+    decoder: Decoder,
+    detector: ModeDetector,
+    raw: [u8; MAX_FRAME_BYTES],
+    raw_len: usize,
+    in_frame: bool,
+    oversize: bool,
+    counters: Counters,
+}
+
+impl LineReceiver {
+    /// Starts detecting at 9600 Bd.
+    pub fn new(config: DetectorConfig, now_ms: u64) -> Self {
+        LineReceiver {
+            decoder: Decoder::new(),
+            detector: ModeDetector::new(config, now_ms),
+            raw: [0; MAX_FRAME_BYTES],
+            raw_len: 0,
+            in_frame: false,
+            oversize: false,
+            counters: Counters::new(),
+        }
+    }
+
+    /// The speed the UART must run at.
+    pub fn speed(&self) -> LineSpeed {
+        self.detector.speed()
+    }
+
+    /// Locked mode, or unknown while detecting.
+    pub fn line_mode(&self) -> LineMode {
+        self.detector.line_mode()
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &ModeDetector {
+        &self.detector
+    }
+
+    /// Line-side counters (UART errors, rejected groups, incomplete and
+    /// oversize frames, mode changes).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The UART reported a parity, framing or overrun error. The byte is
+    /// lost, so the group around it fails its checksum and is counted there
+    /// too; this counter tells the electrical cause apart.
+    pub fn on_uart_error(&mut self) {
+        self.counters.bump(Counter::UartErrors);
+    }
+
+    /// Advances time. Returns the new speed when the UART must be
+    /// reconfigured; the partial frame is dropped since its bytes were read
+    /// at the old speed.
+    pub fn tick(&mut self, now_ms: u64) -> Option<LineSpeed> {
+        let speed = self.detector.tick(now_ms)?;
+        self.counters.bump(Counter::ModeChanges);
+        self.decoder = Decoder::new();
+        self.in_frame = false;
+        self.raw_len = 0;
+        Some(speed)
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        if self.oversize {
+            return;
+        }
+        match self.raw.get_mut(self.raw_len..self.raw_len + bytes.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.raw_len += bytes.len();
+            }
+            None => self.oversize = true,
+        }
+    }
+
+    /// Feeds bytes read from the UART; calls `on_frame` for every complete
+    /// frame with at least one valid group.
+    pub fn feed(&mut self, input: &[u8], now_ms: u64, on_frame: &mut dyn FnMut(ReceivedFrame<'_>)) {
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (used, event) = self.decoder.feed(rest);
+            let step = match event {
+                Some(Event::FrameStart) => Step::Start,
+                Some(Event::Group(_)) => Step::Valid,
+                Some(Event::Rejected(_)) => Step::Rejected,
+                Some(Event::FrameEnd(end)) => Step::End(end),
+                None => Step::Nothing,
+            };
+            let consumed = &rest[..used];
+            rest = &rest[used..];
+            if let Step::Start = step {
+                // Everything before the STX is noise between frames.
+                self.in_frame = true;
+                self.oversize = false;
+                self.raw_len = 0;
+                self.append(&[tic::STX]);
+                continue;
+            }
+            if self.in_frame {
+                self.append(consumed);
+            }
+            match step {
+                Step::Valid => self.detector.on_valid_group(now_ms),
+                Step::Rejected => {
+                    self.counters.bump(Counter::RejectedGroups);
+                    self.detector.on_rejected_group(now_ms);
+                }
+                Step::End(end) => self.end_frame(end, on_frame),
+                Step::Start | Step::Nothing => {}
+            }
+            if used == 0 && matches!(step, Step::Nothing) {
+                // Defensive: a decoder that neither consumes nor reports
+                // would spin forever.
+                break;
+            }
+        }
+    }
+
+    fn end_frame(&mut self, end: FrameEnd, on_frame: &mut dyn FnMut(ReceivedFrame<'_>)) {
+        self.in_frame = false;
+        if self.oversize {
+            self.counters.bump(Counter::OversizeFrames);
+            return;
+        }
+        if !end.complete || end.reason != EndReason::Etx {
+            self.counters.bump(Counter::IncompleteFrames);
+            return;
+        }
+        if end.stats.valid_groups == 0 {
+            return;
+        }
+        let mode = match end.stats.mode {
+            Some(Mode::Historic) => LineMode::Historic,
+            Some(Mode::Standard) => LineMode::Standard,
+            None => LineMode::Unknown,
+        };
+        on_frame(ReceivedFrame {
+            bytes: &self.raw[..self.raw_len],
+            mode,
+            valid_groups: end.stats.valid_groups,
+            rejected_groups: end.stats.rejected,
+        });
+    }
+}

@@ -10,7 +10,9 @@ use crate::ack::{Ack, AckError};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::store::{FrameStore, QueuedFrame, StoreError};
 use crate::telemetry::Counters;
-use crate::wire::{BatchHeader, BatchWriter, Counter, EncodeError, LineMode, Telemetry, RSSI_UNKNOWN};
+use crate::wire::{
+    BatchHeader, BatchWriter, Counter, EncodeError, LineMode, Telemetry, RSSI_UNKNOWN,
+};
 
 /// Why a post failed, as the transport reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +230,11 @@ impl<S: FrameStore> Uplink<S> {
     /// The queue, mutably (e.g. to flush a tiered store before a reset).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
+    }
+
+    /// Gives the store back (planned reset; tests simulating one).
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// The uplink's own counters (evictions, post failures, store errors).
@@ -485,10 +492,7 @@ impl<S: FrameStore> Uplink<S> {
         if !self.is_due(now_ms) {
             return None;
         }
-        let prepared = match self
-            .prepare(buf, identity, platform, now_ms)
-            .await
-        {
+        let prepared = match self.prepare(buf, identity, platform, now_ms).await {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };

@@ -18,7 +18,8 @@ use crate::store::{
 use crate::wire::MAX_FRAME_BYTES;
 
 /// sequential-storage's error for flash `F`.
-pub type FlashError<F> = sequential_storage::Error<<F as embedded_storage_async::nor_flash::ErrorType>::Error>;
+pub type FlashError<F> =
+    sequential_storage::Error<<F as embedded_storage_async::nor_flash::ErrorType>::Error>;
 
 type Queue<F> = QueueStorage<F, Cache<Uncached, Uncached, Uncached>>;
 
@@ -53,10 +54,7 @@ fn backend<E>(e: sequential_storage::Error<E>) -> StoreError<sequential_storage:
 impl<F: MultiwriteNorFlash> FlashStore<F> {
     /// Opens the queue in `range` (page-aligned) and counts what survived
     /// the last reset. Returns `None` when the range is not usable.
-    pub async fn mount(
-        flash: F,
-        range: Range<u32>,
-    ) -> Result<Self, StoreError<FlashError<F>>> {
+    pub async fn mount(flash: F, range: Range<u32>) -> Result<Self, StoreError<FlashError<F>>> {
         let capacity = (range.end - range.start) as usize;
         let config = QueueConfig::try_new(range).map_err(|_| StoreError::TooBig)?;
         let mut store = FlashStore {
@@ -74,6 +72,11 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             store.used += entry.len() + overhead;
         }
         Ok(store)
+    }
+
+    /// Gives the flash back (to remount it, or to simulate a reset in tests).
+    pub fn into_flash(self) -> F {
+        self.queue.destroy().0
     }
 
     /// Erases the whole range (factory reset, or unrecoverable corruption).

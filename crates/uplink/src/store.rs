@@ -231,7 +231,10 @@ impl<const N: usize> RamStore<N> {
     }
 
     /// Synchronous push (RAM never waits).
-    pub fn push_now(&mut self, frame: &QueuedFrame<'_>) -> Result<(), StoreError<core::convert::Infallible>> {
+    pub fn push_now(
+        &mut self,
+        frame: &QueuedFrame<'_>,
+    ) -> Result<(), StoreError<core::convert::Infallible>> {
         let len = encode_record(frame, &mut self.scratch).ok_or(StoreError::TooBig)?;
         if 2 + len > N {
             return Err(StoreError::TooBig);
@@ -324,7 +327,11 @@ mod tests {
         QueuedFrame {
             boot_id: 9,
             seq,
-            device_time_unix_ms: if seq % 2 == 0 { Some(1000 + u64::from(seq)) } else { None },
+            device_time_unix_ms: if seq % 2 == 0 {
+                Some(1000 + u64::from(seq))
+            } else {
+                None
+            },
             bytes,
         }
     }

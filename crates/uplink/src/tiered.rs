@@ -78,6 +78,11 @@ impl<R: FrameStore, P: FrameStore> Tiered<R, P> {
         &self.persistent
     }
 
+    /// Splits into (RAM, persistent).
+    pub fn into_parts(self) -> (R, P) {
+        (self.ram, self.persistent)
+    }
+
     /// Moves the oldest RAM frame to the persistent tier.
     async fn spill_one(&mut self) -> Result<bool, R, P> {
         let mut head = None;

@@ -735,7 +735,10 @@ mod tests {
     fn round_trip_with_frames() {
         let mut buf = [0u8; 1024];
         let mut w = BatchWriter::new(&mut buf, &header()).unwrap();
-        assert_eq!(w.push_frame(Some(1_700_000_000_000), b"\x02\nA B C\r\x03"), Ok(41));
+        assert_eq!(
+            w.push_frame(Some(1_700_000_000_000), b"\x02\nA B C\r\x03"),
+            Ok(41)
+        );
         assert_eq!(w.push_frame(None, b"\x02\x03"), Ok(42));
         let body = w.finish();
         let batch = decode_batch(body).unwrap();
@@ -757,7 +760,10 @@ mod tests {
         let body = w.finish().to_vec();
         for cut in 0..body.len() {
             assert!(
-                matches!(decode_batch(&body[..cut]), Err(DecodeError::Truncated { .. })),
+                matches!(
+                    decode_batch(&body[..cut]),
+                    Err(DecodeError::Truncated { .. })
+                ),
                 "cut at {cut}: {:?}",
                 decode_batch(&body[..cut])
             );
@@ -767,22 +773,37 @@ mod tests {
     #[test]
     fn precise_errors() {
         let mut buf = [0u8; 512];
-        let body = BatchWriter::new(&mut buf, &header()).unwrap().finish().to_vec();
+        let body = BatchWriter::new(&mut buf, &header())
+            .unwrap()
+            .finish()
+            .to_vec();
         let mut bad = body.clone();
         bad[0] = b'X';
         assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::BadMagic);
         let mut bad = body.clone();
         bad[4] = 2;
-        assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::UnsupportedVersion(2));
+        assert_eq!(
+            decode_batch(&bad).unwrap_err(),
+            DecodeError::UnsupportedVersion(2)
+        );
         let mut bad = body.clone();
         bad[5] = 1;
-        assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::UnknownFlags(1));
+        assert_eq!(
+            decode_batch(&bad).unwrap_err(),
+            DecodeError::UnknownFlags(1)
+        );
         let mut bad = body.clone();
         bad[6] = 0;
-        assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::DeviceIdLength(0));
+        assert_eq!(
+            decode_batch(&bad).unwrap_err(),
+            DecodeError::DeviceIdLength(0)
+        );
         let mut bad = body.clone();
         bad[7] = b' ';
-        assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::DeviceIdByte(b' '));
+        assert_eq!(
+            decode_batch(&bad).unwrap_err(),
+            DecodeError::DeviceIdByte(b' ')
+        );
         let mut bad = body.clone();
         bad.push(0);
         assert_eq!(
@@ -800,26 +821,44 @@ mod tests {
         let mut bad = body.clone();
         let at = bad.len() - 2;
         bad[at..].copy_from_slice(&(MAX_BATCH_FRAMES as u16 + 1).to_le_bytes());
-        assert_eq!(decode_batch(&bad).unwrap_err(), DecodeError::TooManyFrames(65));
+        assert_eq!(
+            decode_batch(&bad).unwrap_err(),
+            DecodeError::TooManyFrames(65)
+        );
     }
 
     #[test]
     fn writer_enforces_limits() {
         let mut buf = [0u8; 200];
         assert_eq!(
-            BatchWriter::new(&mut buf, &BatchHeader { device_id: "", ..header() }).unwrap_err(),
+            BatchWriter::new(
+                &mut buf,
+                &BatchHeader {
+                    device_id: "",
+                    ..header()
+                }
+            )
+            .unwrap_err(),
             EncodeError::InvalidDeviceId
         );
         let mut w = BatchWriter::new(&mut buf, &header()).unwrap();
-        assert_eq!(w.push_frame(None, &[]), Err(EncodeError::InvalidFrameLength(0)));
-        assert_eq!(w.push_frame(None, &[b'x'; 150]), Err(EncodeError::BatchFull));
+        assert_eq!(
+            w.push_frame(None, &[]),
+            Err(EncodeError::InvalidFrameLength(0))
+        );
+        assert_eq!(
+            w.push_frame(None, &[b'x'; 150]),
+            Err(EncodeError::BatchFull)
+        );
         let mut small = [0u8; 10];
         assert_eq!(
             BatchWriter::new(&mut small, &header()).unwrap_err(),
             EncodeError::BufferTooSmall
         );
         let mut buf = [0u8; 4096];
-        let mut w = BatchWriter::new(&mut buf, &header()).unwrap().with_frame_limit(2);
+        let mut w = BatchWriter::new(&mut buf, &header())
+            .unwrap()
+            .with_frame_limit(2);
         w.push_frame(None, b"a").unwrap();
         w.push_frame(None, b"b").unwrap();
         assert_eq!(w.push_frame(None, b"c"), Err(EncodeError::TooManyFrames));

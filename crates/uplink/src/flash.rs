@@ -23,17 +23,40 @@ pub type FlashError<F> =
 
 type Queue<F> = QueueStorage<F, Cache<Uncached, Uncached, Uncached>>;
 
-/// Frames in a NOR-flash range.
-pub struct FlashStore<F: MultiwriteNorFlash> {
-    queue: Queue<F>,
-    frames: usize,
-    used: usize,
-    capacity: usize,
+/// Work buffers of a [`FlashStore`]: 4 KiB, kept apart so the firmware can
+/// place them in a static instead of on a task's stack.
+#[derive(Debug)]
+pub struct FlashBuffers {
     record: [u8; MAX_RECORD_BYTES],
     unpacked: [u8; MAX_FRAME_BYTES],
 }
 
-impl<F: MultiwriteNorFlash> core::fmt::Debug for FlashStore<F> {
+impl Default for FlashBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FlashBuffers {
+    /// Zeroed buffers (const, for statics).
+    pub const fn new() -> Self {
+        FlashBuffers {
+            record: [0; MAX_RECORD_BYTES],
+            unpacked: [0; MAX_FRAME_BYTES],
+        }
+    }
+}
+
+/// Frames in a NOR-flash range.
+pub struct FlashStore<'b, F: MultiwriteNorFlash> {
+    queue: Queue<F>,
+    frames: usize,
+    used: usize,
+    capacity: usize,
+    buffers: &'b mut FlashBuffers,
+}
+
+impl<F: MultiwriteNorFlash> core::fmt::Debug for FlashStore<'_, F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FlashStore")
             .field("frames", &self.frames)
@@ -51,10 +74,15 @@ fn backend<E>(e: sequential_storage::Error<E>) -> StoreError<sequential_storage:
     }
 }
 
-impl<F: MultiwriteNorFlash> FlashStore<F> {
+impl<'b, F: MultiwriteNorFlash> FlashStore<'b, F> {
     /// Opens the queue in `range` (page-aligned) and counts what survived
-    /// the last reset. Returns `None` when the range is not usable.
-    pub async fn mount(flash: F, range: Range<u32>) -> Result<Self, StoreError<FlashError<F>>> {
+    /// the last reset. A range that is not page-aligned or smaller than a
+    /// page gives [`StoreError::TooBig`] (nothing could ever fit).
+    pub async fn mount(
+        flash: F,
+        range: Range<u32>,
+        buffers: &'b mut FlashBuffers,
+    ) -> Result<Self, StoreError<FlashError<F>>> {
         let capacity = (range.end - range.start) as usize;
         let config = QueueConfig::try_new(range).map_err(|_| StoreError::TooBig)?;
         let mut store = FlashStore {
@@ -62,19 +90,28 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
             frames: 0,
             used: 0,
             capacity,
-            record: [0; MAX_RECORD_BYTES],
-            unpacked: [0; MAX_FRAME_BYTES],
+            buffers,
         };
         let overhead = Queue::<F>::item_overhead_size() as usize;
         let mut iter = store.queue.iter().await.map_err(backend)?;
-        while let Some(entry) = iter.next(&mut store.record).await.map_err(backend)? {
+        while let Some(entry) = iter
+            .next(&mut store.buffers.record)
+            .await
+            .map_err(backend)?
+        {
             store.frames += 1;
             store.used += entry.len() + overhead;
         }
         Ok(store)
     }
 
-    /// Gives the flash back (to remount it, or to simulate a reset in tests).
+    /// Gives the flash and the buffers back (to remount, or to simulate a
+    /// reset in tests).
+    pub fn into_parts(self) -> (F, &'b mut FlashBuffers) {
+        (self.queue.destroy().0, self.buffers)
+    }
+
+    /// Gives the flash back.
     pub fn into_flash(self) -> F {
         self.queue.destroy().0
     }
@@ -88,13 +125,13 @@ impl<F: MultiwriteNorFlash> FlashStore<F> {
     }
 }
 
-impl<F: MultiwriteNorFlash> FrameStore for FlashStore<F> {
+impl<F: MultiwriteNorFlash> FrameStore for FlashStore<'_, F> {
     type Error = FlashError<F>;
 
     async fn push(&mut self, frame: &QueuedFrame<'_>) -> Result<(), StoreError<Self::Error>> {
-        let len = encode_record(frame, &mut self.record).ok_or(StoreError::TooBig)?;
+        let len = encode_record(frame, &mut self.buffers.record).ok_or(StoreError::TooBig)?;
         self.queue
-            .push(&self.record[..len], false)
+            .push(&self.buffers.record[..len], false)
             .await
             .map_err(backend)?;
         self.frames += 1;
@@ -107,8 +144,9 @@ impl<F: MultiwriteNorFlash> FrameStore for FlashStore<F> {
         visit: &mut dyn FnMut(&QueuedFrame<'_>) -> bool,
     ) -> Result<(), StoreError<Self::Error>> {
         let mut iter = self.queue.iter().await.map_err(backend)?;
-        while let Some(entry) = iter.next(&mut self.record).await.map_err(backend)? {
-            let frame = decode_record(&entry, &mut self.unpacked).ok_or(StoreError::Corrupt)?;
+        let FlashBuffers { record, unpacked } = &mut *self.buffers;
+        while let Some(entry) = iter.next(record).await.map_err(backend)? {
+            let frame = decode_record(&entry, unpacked).ok_or(StoreError::Corrupt)?;
             if !visit(&frame) {
                 break;
             }
@@ -117,7 +155,12 @@ impl<F: MultiwriteNorFlash> FrameStore for FlashStore<F> {
     }
 
     async fn pop_oldest(&mut self) -> Result<bool, StoreError<Self::Error>> {
-        match self.queue.pop(&mut self.record).await.map_err(backend)? {
+        match self
+            .queue
+            .pop(&mut self.buffers.record)
+            .await
+            .map_err(backend)?
+        {
             Some(record) => {
                 let len = record.len();
                 self.frames = self.frames.saturating_sub(1);

@@ -40,7 +40,7 @@ pub use device::{
     SendOutcome, Transport, Uplink, UplinkConfig,
 };
 #[cfg(feature = "flash")]
-pub use flash::FlashStore;
+pub use flash::{FlashBuffers, FlashStore};
 pub use line::{LineReceiver, ReceivedFrame};
 pub use store::{FrameStore, QueuedFrame, RamStore, StoreError};
 pub use telemetry::Counters;

@@ -76,6 +76,38 @@ pub trait FrameStore {
     fn capacity_bytes(&self) -> usize;
 }
 
+/// A store lent by reference (the firmware keeps its big stores in statics).
+impl<S: FrameStore + ?Sized> FrameStore for &mut S {
+    type Error = S::Error;
+
+    async fn push(&mut self, frame: &QueuedFrame<'_>) -> Result<(), StoreError<Self::Error>> {
+        (**self).push(frame).await
+    }
+
+    async fn visit_oldest(
+        &mut self,
+        visit: &mut dyn FnMut(&QueuedFrame<'_>) -> bool,
+    ) -> Result<(), StoreError<Self::Error>> {
+        (**self).visit_oldest(visit).await
+    }
+
+    async fn pop_oldest(&mut self) -> Result<bool, StoreError<Self::Error>> {
+        (**self).pop_oldest().await
+    }
+
+    fn frames(&self) -> usize {
+        (**self).frames()
+    }
+
+    fn used_bytes(&self) -> usize {
+        (**self).used_bytes()
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        (**self).capacity_bytes()
+    }
+}
+
 /// Encodes a record into `out`; returns its length.
 pub fn encode_record(frame: &QueuedFrame<'_>, out: &mut [u8]) -> Option<usize> {
     if frame.bytes.is_empty() || frame.bytes.len() > MAX_FRAME_BYTES {

@@ -7,8 +7,8 @@ mod common;
 use common::{MeterMode, MockFlash, MockServer, MockTransport, SimLine};
 use embassy_futures::block_on;
 use uplink::{
-    Clock, Counter, DetectorConfig, FlashStore, FrameStore, Identity, LineMode, LineReceiver,
-    LineSpeed, PlatformStatus, RamStore, Tiered, Uplink, UplinkConfig,
+    Clock, Counter, DetectorConfig, FlashBuffers, FlashStore, FrameStore, Identity, LineMode,
+    LineReceiver, LineSpeed, PlatformStatus, RamStore, Tiered, Uplink, UplinkConfig,
 };
 
 const STEP_MS: u64 = 50;
@@ -248,11 +248,13 @@ fn full_queue_evicts_oldest_first_counts_and_reports_it() {
 
 const FLASH_BYTES: usize = 512 * 1024;
 
-fn mount(flash: MockFlash) -> FlashStore<MockFlash> {
-    block_on(FlashStore::mount(flash, 0..FLASH_BYTES as u32)).unwrap()
+fn mount(flash: MockFlash) -> FlashStore<'static, MockFlash> {
+    // Leaked like the firmware's static buffers; a few KiB per test.
+    let buffers = Box::leak(Box::new(FlashBuffers::new()));
+    block_on(FlashStore::mount(flash, 0..FLASH_BYTES as u32, buffers)).unwrap()
 }
 
-type DeviceStore = Tiered<RamStore<{ 32 * 1024 }>, FlashStore<MockFlash>>;
+type DeviceStore = Tiered<RamStore<{ 32 * 1024 }>, FlashStore<'static, MockFlash>>;
 
 fn reboot_keeps_everything(ram_keep_bytes: usize, graceful: bool) {
     let mut server = MockServer::default();

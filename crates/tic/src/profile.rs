@@ -79,13 +79,8 @@ impl DayProfile {
     /// `NONUTILE` blocks are unused.
     pub fn parse(value: &str) -> Option<DayProfile> {
         let mut slots = [None; MAX_SLOTS];
-        let mut count = 0;
-        for block in value.as_bytes().split(|&b| b == b' ') {
-            if count == MAX_SLOTS {
-                return None;
-            }
-            slots[count] = parse_block(block)?;
-            count += 1;
+        for (count, block) in value.as_bytes().split(|&b| b == b' ').enumerate() {
+            *slots.get_mut(count)? = parse_block(block)?;
         }
         Some(DayProfile { slots })
     }

@@ -54,6 +54,12 @@ impl FrameCollector {
         }
     }
 
+    /// Whether a frame has started and not ended (`read` marks a broken
+    /// stream with EOT only then).
+    pub fn in_frame(&self) -> bool {
+        self.decoder.in_frame()
+    }
+
     /// Feeds a chunk; calls `on_frame` for every frame that ends in it.
     pub fn push(&mut self, mut input: &[u8], on_frame: &mut dyn FnMut(DecodedFrame, &[GroupError])) {
         while !input.is_empty() {

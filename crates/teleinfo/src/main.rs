@@ -5,6 +5,7 @@
 
 mod cmd;
 mod frames;
+mod serial;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +21,16 @@ struct Cli {
 enum Command {
     /// Decode a TIC capture (file or stdin) and print its frames.
     Decode(cmd::decode::Args),
+    /// Read a TIC dongle or UART live (7E1, 1200/9600 Bd, mode detected),
+    /// print its frames as `decode` does, optionally keep a timed raw capture.
+    Read(cmd::read::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode(args) => cmd::decode::run(args),
+        Command::Read(args) => cmd::read::run(args),
     };
     match result {
         Ok(code) => code,

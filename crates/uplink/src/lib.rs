@@ -26,6 +26,7 @@ pub mod detect;
 pub mod device;
 #[cfg(feature = "flash")]
 pub mod flash;
+pub mod http;
 pub mod line;
 pub mod store;
 pub mod telemetry;

@@ -117,6 +117,25 @@ impl LineReceiver {
     pub fn feed(&mut self, input: &[u8], now_ms: u64, on_frame: &mut dyn FnMut(ReceivedFrame<'_>)) {
         let mut rest = input;
         while !rest.is_empty() {
+            let (used, frame) = self.feed_until_frame(rest, now_ms);
+            if let Some(frame) = frame {
+                on_frame(frame);
+            }
+            rest = &rest[used..];
+        }
+    }
+
+    /// Feeds bytes until a frame completes; returns how many bytes were
+    /// consumed and the frame, if one completed. For async callers that
+    /// must `await` between frames (call again with the rest of the input).
+    pub fn feed_until_frame(
+        &mut self,
+        input: &[u8],
+        now_ms: u64,
+    ) -> (usize, Option<ReceivedFrame<'_>>) {
+        let mut consumed_total = 0;
+        while consumed_total < input.len() {
+            let rest = &input[consumed_total..];
             let (used, event) = self.decoder.feed(rest);
             let step = match event {
                 Some(Event::FrameStart) => Step::Start,
@@ -125,8 +144,7 @@ impl LineReceiver {
                 Some(Event::FrameEnd(end)) => Step::End(end),
                 None => Step::Nothing,
             };
-            let consumed = &rest[..used];
-            rest = &rest[used..];
+            consumed_total += used;
             if let Step::Start = step {
                 // Everything before the STX is noise between frames.
                 self.in_frame = true;
@@ -136,7 +154,7 @@ impl LineReceiver {
                 continue;
             }
             if self.in_frame {
-                self.append(consumed);
+                self.append(&rest[..used]);
             }
             match step {
                 Step::Valid => self.detector.on_valid_group(now_ms),
@@ -144,40 +162,62 @@ impl LineReceiver {
                     self.counters.bump(Counter::RejectedGroups);
                     self.detector.on_rejected_group(now_ms);
                 }
-                Step::End(end) => self.end_frame(end, on_frame),
+                Step::End(end) => {
+                    if let Some(meta) = self.end_frame(end) {
+                        return (consumed_total, Some(self.frame_view(meta)));
+                    }
+                }
                 Step::Start | Step::Nothing => {}
             }
             if used == 0 && matches!(step, Step::Nothing) {
                 // Defensive: a decoder that neither consumes nor reports
                 // would spin forever.
-                break;
+                return (input.len(), None);
             }
+        }
+        (consumed_total, None)
+    }
+
+    fn frame_view(&self, meta: FrameMeta) -> ReceivedFrame<'_> {
+        ReceivedFrame {
+            bytes: &self.raw[..self.raw_len],
+            mode: meta.mode,
+            valid_groups: meta.valid_groups,
+            rejected_groups: meta.rejected_groups,
         }
     }
 
-    fn end_frame(&mut self, end: FrameEnd, on_frame: &mut dyn FnMut(ReceivedFrame<'_>)) {
+    /// Closes the frame; returns its summary when it is worth queueing.
+    fn end_frame(&mut self, end: FrameEnd) -> Option<FrameMeta> {
         self.in_frame = false;
         if self.oversize {
             self.counters.bump(Counter::OversizeFrames);
-            return;
+            return None;
         }
         if !end.complete || end.reason != EndReason::Etx {
             self.counters.bump(Counter::IncompleteFrames);
-            return;
+            return None;
         }
         if end.stats.valid_groups == 0 {
-            return;
+            return None;
         }
         let mode = match end.stats.mode {
             Some(Mode::Historic) => LineMode::Historic,
             Some(Mode::Standard) => LineMode::Standard,
             None => LineMode::Unknown,
         };
-        on_frame(ReceivedFrame {
-            bytes: &self.raw[..self.raw_len],
+        Some(FrameMeta {
             mode,
             valid_groups: end.stats.valid_groups,
             rejected_groups: end.stats.rejected,
-        });
+        })
     }
+}
+
+/// Summary of a finished frame, kept apart from the raw bytes' borrow.
+#[derive(Debug, Clone, Copy)]
+struct FrameMeta {
+    mode: LineMode,
+    valid_groups: u16,
+    rejected_groups: u16,
 }

@@ -41,6 +41,19 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_http_responses_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        eof in any::<bool>(),
+        url in ".{0,64}",
+    ) {
+        let _ = uplink::http::parse_response(&body, eof);
+        let mut with_head = b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\n".to_vec();
+        with_head.extend_from_slice(&body);
+        let _ = uplink::http::parse_response(&with_head, eof);
+        let _ = uplink::http::ServerUrl::parse(&url);
+    }
+
+    #[test]
     fn arbitrary_bytes_after_a_valid_preamble_never_panic(
         tail in proptest::collection::vec(any::<u8>(), 0..2048),
     ) {

@@ -1,0 +1,1 @@
+//! Outputs (filled in next).

@@ -432,12 +432,18 @@ impl Link {
                 }
                 self.port = Some(opened.port);
                 let what = match (&self.phase, self.choice) {
-                    (Phase::Settled(..), ModeChoice::Auto) => format!("{} mode, as detected", mode.as_str()),
+                    (Phase::Settled(..), ModeChoice::Auto) => {
+                        format!("{} mode, as detected", mode.as_str())
+                    }
                     (Phase::Settled(..), _) => format!("{} mode", mode.as_str()),
                     (Phase::Detecting(_), _) => "detecting the mode".into(),
                 };
                 let msg = match self.lost_at.take() {
-                    None => format!("reading {} at {} Bd ({what})", self.path.display(), mode.baud()),
+                    None => format!(
+                        "reading {} at {} Bd ({what})",
+                        self.path.display(),
+                        mode.baud()
+                    ),
                     Some(t) => format!(
                         "reconnected to {} after {} s, at {} Bd ({what})",
                         self.path.display(),

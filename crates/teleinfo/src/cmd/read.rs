@@ -199,12 +199,14 @@ impl Output {
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
         let mut error = None;
         let writer = &mut self.writer;
-        self.collector
-            .push(bytes, &mut |frame: DecodedFrame, rejections: &[tic::GroupError]| {
+        self.collector.push(
+            bytes,
+            &mut |frame: DecodedFrame, rejections: &[tic::GroupError]| {
                 if error.is_none() {
                     error = writer.write_frame(&frame, rejections).err();
                 }
-            });
+            },
+        );
         self.check(error)
     }
 

@@ -231,10 +231,8 @@ pub fn parse_datetime(text: &str) -> Result<i64, DateError> {
     {
         return Err(DateError::Impossible(text.to_string()));
     }
-    let wall = days_from_civil(year, month as u8, day as u8) * 86_400
-        + hour * 3600
-        + minute * 60
-        + second;
+    let wall =
+        days_from_civil(year, month as u8, day as u8) * 86_400 + hour * 3600 + minute * 60 + second;
     if utc {
         return Ok(wall);
     }
@@ -267,12 +265,27 @@ mod tests {
     #[test]
     fn parses_local_utc_and_rejects_impossible() {
         assert_eq!(parse_datetime("2024-01-01").unwrap(), 1_704_063_600);
-        assert_eq!(parse_datetime("2024-01-01T00:00:00Z").unwrap(), 1_704_067_200);
+        assert_eq!(
+            parse_datetime("2024-01-01T00:00:00Z").unwrap(),
+            1_704_067_200
+        );
         assert_eq!(parse_datetime("2024-07-01T12:00").unwrap() % 86_400, 36_000);
-        assert!(matches!(parse_datetime("2023-02-29"), Err(DateError::Impossible(_))));
-        assert!(matches!(parse_datetime("2024-13-01"), Err(DateError::Impossible(_))));
-        assert!(matches!(parse_datetime("2024-03-31T02:30"), Err(DateError::Skipped(_))));
-        assert!(matches!(parse_datetime("yesterday"), Err(DateError::Syntax(_))));
+        assert!(matches!(
+            parse_datetime("2023-02-29"),
+            Err(DateError::Impossible(_))
+        ));
+        assert!(matches!(
+            parse_datetime("2024-13-01"),
+            Err(DateError::Impossible(_))
+        ));
+        assert!(matches!(
+            parse_datetime("2024-03-31T02:30"),
+            Err(DateError::Skipped(_))
+        ));
+        assert!(matches!(
+            parse_datetime("yesterday"),
+            Err(DateError::Syntax(_))
+        ));
         // The repeated hour: first occurrence (summer).
         let first = parse_datetime("2024-10-27T02:30").unwrap();
         assert!(is_summer(first));

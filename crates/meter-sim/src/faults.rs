@@ -129,11 +129,7 @@ impl std::str::FromStr for FaultSpec {
                         })?;
                 }
                 "8n1" if value.is_none() => spec.capture_8n1 = true,
-                "8n1" => {
-                    return Err(FaultSpecError(
-                        "--faults: `8n1` takes no value".to_string(),
-                    ))
-                }
+                "8n1" => return Err(FaultSpecError("--faults: `8n1` takes no value".to_string())),
                 _ => {
                     return Err(FaultSpecError(format!(
                         "--faults: unknown item `{key}` (accepted: {FAULT_SPEC_HELP})"
@@ -277,9 +273,9 @@ impl FaultRecord {
             _ => s.push_str(",\"label\":null,\"group_index\":null"),
         }
         match &self.kind {
-            FaultKind::BitError { bit, before, after } => {
-                s.push_str(&format!(",\"bit\":{bit},\"before\":{before},\"after\":{after}"))
-            }
+            FaultKind::BitError { bit, before, after } => s.push_str(&format!(
+                ",\"bit\":{bit},\"before\":{before},\"after\":{after}"
+            )),
             FaultKind::DroppedByte { byte } => s.push_str(&format!(",\"byte\":{byte}")),
             FaultKind::Noise { bytes } => s.push_str(&format!(",\"bytes\":{bytes:?}")),
             FaultKind::ModeSwitch { to } => s.push_str(&format!(",\"to\":\"{}\"", to.as_str())),
@@ -506,7 +502,8 @@ impl Injector {
                     RefState::InGroup
                 }
                 (RefState::InGroup, CR) => {
-                    let content: Vec<u8> = bytes[group_start + 1..i].iter().map(|b| b & 0x7F).collect();
+                    let content: Vec<u8> =
+                        bytes[group_start + 1..i].iter().map(|b| b & 0x7F).collect();
                     if tic::parse_group(&content, false).is_ok() {
                         let first = origin[group_start];
                         let clean_group = match first {
@@ -528,7 +525,9 @@ impl Injector {
                     }
                     RefState::InFrame
                 }
-                (RefState::InGroup, _) if i - group_start > tic::MAX_GROUP_LEN - 2 => RefState::Skip,
+                (RefState::InGroup, _) if i - group_start > tic::MAX_GROUP_LEN - 2 => {
+                    RefState::Skip
+                }
                 (s, _) => s,
             };
         }
@@ -557,8 +556,12 @@ impl Injector {
                     }
                     // Lost: the next surviving byte of the same group, else the previous one.
                     let g = group_of(j);
-                    let next = origin.iter().position(|&o| matches!(o, Origin::Clean(k) if k > j));
-                    let prev = origin.iter().rposition(|&o| matches!(o, Origin::Clean(k) if k < j));
+                    let next = origin
+                        .iter()
+                        .position(|&o| matches!(o, Origin::Clean(k) if k > j));
+                    let prev = origin
+                        .iter()
+                        .rposition(|&o| matches!(o, Origin::Clean(k) if k < j));
                     let same = |p: Option<usize>| {
                         p.filter(|&p| match origin[p] {
                             Origin::Clean(k) => g.is_some() && group_of(k) == g,
@@ -570,9 +573,9 @@ impl Injector {
             }
         };
         let present = |s: &GroupSpan| {
-            origin
-                .iter()
-                .any(|&o| matches!(o, Origin::Clean(k) if (s.start as u32..s.end as u32).contains(&k)))
+            origin.iter().any(
+                |&o| matches!(o, Origin::Clean(k) if (s.start as u32..s.end as u32).contains(&k)),
+            )
         };
         let all_intact = spans
             .iter()

@@ -219,7 +219,10 @@ impl Household {
         self.weather_anomaly_c =
             self.weather_anomaly_c * a + 3.0 * (1.0 - a * a).sqrt() * self.rng.normal();
         let a = (-dt / 10_800.0).exp();
-        self.cloud = (self.cloud * a + (1.0 - a) * self.rng.f64() + 0.1 * (1.0 - a * a).sqrt() * self.rng.normal()).clamp(0.0, 1.0);
+        self.cloud = (self.cloud * a
+            + (1.0 - a) * self.rng.f64()
+            + 0.1 * (1.0 - a * a).sqrt() * self.rng.normal())
+        .clamp(0.0, 1.0);
 
         let day_of_year = (t.day_number - crate::clock::days_from_civil(t.year, 1, 1)) as f64;
         let h = t.second_of_day as f64 / 3600.0;
@@ -248,7 +251,11 @@ impl Household {
         }
         // Lighting: activity when the sun is low.
         if sun < 0.1 {
-            add(spread(2), 60.0 + 250.0 * activity * self.persons as f64 / 2.0, 0.95);
+            add(
+                spread(2),
+                60.0 + 250.0 * activity * self.persons as f64 / 2.0,
+                0.95,
+            );
         }
         // Electric heating: the thermostat's duty follows the heat demand; each
         // phase's heater cycles over 20 minutes with its own offset.
@@ -279,7 +286,8 @@ impl Household {
         let sod = t.second_of_day;
         for a in &self.day_appliances {
             if sod >= a.start_s && sod < a.start_s + a.duration_s {
-                let on = a.cycle_s == 0 || ((sod - a.start_s) % a.cycle_s) as f64 / (a.cycle_s as f64) < a.duty;
+                let on = a.cycle_s == 0
+                    || ((sod - a.start_s) % a.cycle_s) as f64 / (a.cycle_s as f64) < a.duty;
                 if on {
                     let w = a.power_w;
                     let pf = a.power_factor;
@@ -291,7 +299,8 @@ impl Household {
         // Solar: clear-sky output grows with the sun's height; clouds cut it.
         let mut production = 0.0;
         if self.cfg.solar_kwp > 0.0 && sun > 0.0 {
-            production = self.cfg.solar_kwp * 1000.0 * 0.85 * sun.powf(1.2) * (1.0 - 0.8 * self.cloud);
+            production =
+                self.cfg.solar_kwp * 1000.0 * 0.85 * sun.powf(1.2) * (1.0 - 0.8 * self.cloud);
             if self.cfg.phases == 3 && self.cfg.solar_kwp > 6.0 {
                 for v in &mut p {
                     *v -= production / 3.0;

@@ -140,7 +140,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         if self.phases != 1 && self.phases != 3 {
-            return err(format!("--phases {}: accepted values are 1 and 3", self.phases));
+            return err(format!(
+                "--phases {}: accepted values are 1 and 3",
+                self.phases
+            ));
         }
         if !SUBSCRIBED_KVA.contains(&self.subscribed_kva) {
             return err(format!(
@@ -167,7 +170,10 @@ impl Config {
             return err("--faults switch=N cannot be used with --producer: historic mode has no producer labels".into());
         }
         if !(0.0..=100.0).contains(&self.solar_kwp) || !self.solar_kwp.is_finite() {
-            return err(format!("--solar-kwp {}: accepted values are 0 to 100", self.solar_kwp));
+            return err(format!(
+                "--solar-kwp {}: accepted values are 0 to 100",
+                self.solar_kwp
+            ));
         }
         if self.solar_kwp > 0.0 && !self.producer {
             return err("--solar-kwp needs --producer".into());
@@ -184,7 +190,10 @@ impl Config {
         let first = clock::parse_datetime("2000-01-02T00:00:00Z").unwrap_or(0);
         let last = clock::parse_datetime("2098-12-31T00:00:00Z").unwrap_or(i64::MAX);
         if !(first..=last).contains(&self.start_unix_s) {
-            return err("--start: horodates hold years 2000 to 2099; pick a start between 2000 and 2098".into());
+            return err(
+                "--start: horodates hold years 2000 to 2099; pick a start between 2000 and 2098"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -389,11 +398,15 @@ impl Simulator {
                 Mode::Historic => Mode::Standard,
                 Mode::Standard => Mode::Historic,
             };
-            frame.faults.push(self.stream_record(FaultKind::ModeSwitch { to: self.mode }));
+            frame
+                .faults
+                .push(self.stream_record(FaultKind::ModeSwitch { to: self.mode }));
         }
         if faults.degraded_frame == Some(n) {
             self.meter.degraded = true;
-            frame.faults.push(self.stream_record(FaultKind::DegradedClock));
+            frame
+                .faults
+                .push(self.stream_record(FaultKind::DegradedClock));
         }
         if n == 0 && faults.drift_s_per_day != 0.0 {
             frame.faults.push(self.stream_record(FaultKind::ClockDrift {

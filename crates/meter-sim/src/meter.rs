@@ -365,7 +365,12 @@ impl Meter {
         let decay = (1.0 - FILTER_B).powf(dt_s);
         let before = phases_of(&self.load);
         let mut tripped = false;
-        for (i, y) in self.filter_y.iter_mut().enumerate().take(self.setup.phases as usize) {
+        for (i, y) in self
+            .filter_y
+            .iter_mut()
+            .enumerate()
+            .take(self.setup.phases as usize)
+        {
             let x = before[i].0.abs() / pcoup_va;
             *y = x * x + (*y - x * x) * decay;
             tripped |= *y >= TRIP_LEVEL;
@@ -502,7 +507,13 @@ impl Meter {
         if self.cut_until_ms.is_some() {
             v |= 1 << 1; // cut-off open: overpower
         }
-        if self.load.voltage_v.iter().take(self.setup.phases as usize).any(|&u| u > 253.0) {
+        if self
+            .load
+            .voltage_v
+            .iter()
+            .take(self.setup.phases as usize)
+            .any(|&u| u > 253.0)
+        {
             v |= 1 << 6;
         }
         v |= u32::from(self.overload) << 7;
@@ -551,7 +562,10 @@ impl Meter {
         }
         if producer {
             w.group("EAIT", None, n.fmt(self.export_wms / WMS_PER_WH, 9));
-            for (label, vms) in ["ERQ1", "ERQ2", "ERQ3", "ERQ4"].iter().zip(self.reactive_vms) {
+            for (label, vms) in ["ERQ1", "ERQ2", "ERQ3", "ERQ4"]
+                .iter()
+                .zip(self.reactive_vms)
+            {
                 w.group(label, None, n.fmt(vms / WMS_PER_WH, 9));
             }
         }
@@ -574,7 +588,11 @@ impl Meter {
             }
         }
         let maxima = |w: &mut Writer, n: &mut Num, labels: [&'static str; 4], m: &[Max; 4]| {
-            w.group(labels[0], Some(&self.horodate(m[0].unix_s)), n.fmt(m[0].va as u64, 5));
+            w.group(
+                labels[0],
+                Some(&self.horodate(m[0].unix_s)),
+                n.fmt(m[0].va as u64, 5),
+            );
             if three {
                 for i in 1..4 {
                     let h = self.horodate(m[i].unix_s);
@@ -597,16 +615,32 @@ impl Meter {
         if producer {
             w.group("SINSTI", None, n.fmt(injected as u64, 5));
             let m = self.smaxin_today;
-            w.group("SMAXIN", Some(&self.horodate(m.unix_s)), n.fmt(m.va as u64, 5));
+            w.group(
+                "SMAXIN",
+                Some(&self.horodate(m.unix_s)),
+                n.fmt(m.va as u64, 5),
+            );
             let m = self.smaxin_yesterday;
-            w.group("SMAXIN-1", Some(&self.horodate(m.unix_s)), n.fmt(m.va as u64, 5));
+            w.group(
+                "SMAXIN-1",
+                Some(&self.horodate(m.unix_s)),
+                n.fmt(m.va as u64, 5),
+            );
         }
         let [cc, cc1] = self.cc_points;
         w.group("CCASN", Some(&self.horodate(cc.2)), n.fmt(cc.0 as u64, 5));
-        w.group("CCASN-1", Some(&self.horodate(cc1.2)), n.fmt(cc1.0 as u64, 5));
+        w.group(
+            "CCASN-1",
+            Some(&self.horodate(cc1.2)),
+            n.fmt(cc1.0 as u64, 5),
+        );
         if producer {
             w.group("CCAIN", Some(&self.horodate(cc.2)), n.fmt(cc.1 as u64, 5));
-            w.group("CCAIN-1", Some(&self.horodate(cc1.2)), n.fmt(cc1.1 as u64, 5));
+            w.group(
+                "CCAIN-1",
+                Some(&self.horodate(cc1.2)),
+                n.fmt(cc1.1 as u64, 5),
+            );
         }
         let umoy_h = self.horodate(self.umoy_last.1);
         for (i, label) in ["UMOY1", "UMOY2", "UMOY3"].iter().enumerate().take(count) {
@@ -620,11 +654,21 @@ impl Meter {
         }
         w.group("MSG1", None, MSG1);
         w.group("PRM", None, &self.setup.prm);
-        w.group("RELAIS", None, if self.period.dry_contact_closed { "001" } else { "000" });
+        w.group(
+            "RELAIS",
+            None,
+            if self.period.dry_contact_closed {
+                "001"
+            } else {
+                "000"
+            },
+        );
         w.group("NTARF", None, n.fmt(self.period.supplier_index as u64, 2));
         w.group("NJOURF", None, "00");
         w.group("NJOURF+1", None, "00");
-        let profile = self.calendars.next_day_profile(&self.setup.contract, &self.local);
+        let profile = self
+            .calendars
+            .next_day_profile(&self.setup.contract, &self.local);
         w.group("PJOURF+1", None, &profile);
         if self.period.peak_notice {
             if let Some((start, _)) = self.period.peak_window_unix_s {
@@ -687,7 +731,11 @@ impl Meter {
                 w.group(label, None, "060");
             }
             // Linky: PMAX is yesterday's Smax in VA (§4.5).
-            w.group("PMAX", None, n.fmt(self.smax_yesterday[0].va.min(99_999) as u64, 5));
+            w.group(
+                "PMAX",
+                None,
+                n.fmt(self.smax_yesterday[0].va.min(99_999) as u64, 5),
+            );
         } else {
             w.group("IINST", None, n.fmt(amps(0), 3));
             if amps(0) > isousc {

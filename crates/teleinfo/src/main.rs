@@ -24,6 +24,9 @@ enum Command {
     /// Read a TIC dongle or UART live (7E1, 1200/9600 Bd, mode detected),
     /// print its frames as `decode` does, optionally keep a timed raw capture.
     Read(cmd::read::Args),
+    /// A virtual Linky: write realistic TIC frames (both modes, every meter
+    /// variant and contract, faults) to stdout, a file, TCP or a pseudo-terminal.
+    Simulate(cmd::simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Read(args) => cmd::read::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,10 @@ impl WriteBatch {
 
     /// A batch that may carry raw frames from `source`, de-duplicated by sequence number.
     pub fn from_source(source: Source) -> WriteBatch {
-        WriteBatch { source: Some(source), ..WriteBatch::default() }
+        WriteBatch {
+            source: Some(source),
+            ..WriteBatch::default()
+        }
     }
 
     /// Number of points in the batch.
@@ -112,7 +115,9 @@ impl WriteBatch {
         }
         check_ts(ts_ms)?;
         if seq > i64::MAX as u64 {
-            return Err(StoreError::InvalidBatch(format!("sequence number {seq} above 2^63-1")));
+            return Err(StoreError::InvalidBatch(format!(
+                "sequence number {seq} above 2^63-1"
+            )));
         }
         if let Some(prev) = self.frames.last() {
             if seq <= prev.seq {
@@ -151,7 +156,9 @@ impl WriteBatch {
 
     /// End of the free-standing points (those before the first frame).
     pub(crate) fn free_points_end(&self) -> usize {
-        self.frames.first().map_or(self.ts.len(), |f| f.points.start)
+        self.frames
+            .first()
+            .map_or(self.ts.len(), |f| f.points.start)
     }
 }
 
@@ -240,10 +247,19 @@ impl LogRecord {
         if n > buf.len() / 20 {
             return Err(corrupt("point count"));
         }
-        let mut rec = LogRecord::default();
-        rec.series = (0..n).map(|_| r.u32()).collect::<Result<_>>()?;
-        rec.ts = (0..n).map(|_| r.u64().map(|x| x as i64)).collect::<Result<_>>()?;
-        rec.val = (0..n).map(|_| r.u64().map(f64::from_bits)).collect::<Result<_>>()?;
+        let series = (0..n).map(|_| r.u32()).collect::<Result<_>>()?;
+        let ts = (0..n)
+            .map(|_| r.u64().map(|x| x as i64))
+            .collect::<Result<_>>()?;
+        let val = (0..n)
+            .map(|_| r.u64().map(f64::from_bits))
+            .collect::<Result<_>>()?;
+        let mut rec = LogRecord {
+            series,
+            ts,
+            val,
+            frames: Vec::new(),
+        };
         let nf = r.u32()? as usize;
         for _ in 0..nf {
             let source = r.u32()?;
@@ -252,7 +268,13 @@ impl LogRecord {
             let ts_ms = r.u64()? as i64;
             let len = r.u32()? as usize;
             let bytes = r.take(len)?.to_vec();
-            rec.frames.push(LogFrame { source, boot, seq, ts_ms, bytes });
+            rec.frames.push(LogFrame {
+                source,
+                boot,
+                seq,
+                ts_ms,
+                bytes,
+            });
         }
         Ok(rec)
     }
@@ -293,7 +315,13 @@ mod tests {
             series: vec![1, 2],
             ts: vec![10, 20],
             val: vec![1.5, -2.0],
-            frames: vec![LogFrame { source: 3, boot: 9, seq: 7, ts_ms: 10, bytes: b"abc".to_vec() }],
+            frames: vec![LogFrame {
+                source: 3,
+                boot: 9,
+                seq: 7,
+                ts_ms: 10,
+                bytes: b"abc".to_vec(),
+            }],
         };
         assert_eq!(LogRecord::decode(&rec.encode().unwrap()).unwrap(), rec);
     }
@@ -304,7 +332,10 @@ mod tests {
         assert!(b.add_point(SeriesId(1), -1, 1.0).is_err());
         assert!(b.add_point(SeriesId(1), 1, f64::NAN).is_err());
         assert!(b.add_frame(1, 1, b"x").is_err());
-        let mut b = WriteBatch::from_source(Source { device_id: "d".into(), boot_id: 1 });
+        let mut b = WriteBatch::from_source(Source {
+            device_id: "d".into(),
+            boot_id: 1,
+        });
         b.add_frame(5, 1, b"x").unwrap();
         assert!(b.add_frame(5, 1, b"x").is_err());
         assert!(b.add_frame(6, 1, &vec![0u8; MAX_FRAME_BYTES + 1]).is_err());

@@ -14,9 +14,33 @@ const DAY: i64 = 24 * HOUR;
 /// "Nice" bucket widths for [`Bucketing::TargetCount`]: all multiples of each other where it
 /// matters, and minute/hour multiples so that rollups can answer them.
 const NICE_MS: &[i64] = &[
-    1, 2, 5, 10, 20, 50, 100, 200, 500, SEC, 2 * SEC, 5 * SEC, 10 * SEC, 15 * SEC, 30 * SEC, MIN,
-    2 * MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR,
-    12 * HOUR, DAY,
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    SEC,
+    2 * SEC,
+    5 * SEC,
+    10 * SEC,
+    15 * SEC,
+    30 * SEC,
+    MIN,
+    2 * MIN,
+    5 * MIN,
+    10 * MIN,
+    15 * MIN,
+    30 * MIN,
+    HOUR,
+    2 * HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    DAY,
 ];
 
 /// How a range is cut into buckets.
@@ -109,7 +133,9 @@ pub fn bucket_boundaries(from_ms: i64, to_ms: i64, bucketing: &Bucketing) -> Res
 
 fn fixed(from_ms: i64, to_ms: i64, w: i64) -> Result<Vec<i64>> {
     if w <= 0 {
-        return Err(StoreError::InvalidBuckets(format!("bucket width {w} ms is not positive")));
+        return Err(StoreError::InvalidBuckets(format!(
+            "bucket width {w} ms is not positive"
+        )));
     }
     let n = ((to_ms - from_ms) / w + 2) as u64;
     if n > MAX_BUCKETS as u64 + 1 {
@@ -132,8 +158,10 @@ fn time_err(e: jiff::Error) -> StoreError {
 
 /// Looks a zone up in jiff's bundled tz database (so results do not depend on the host).
 pub fn time_zone(name: &str) -> Result<TimeZone> {
-    TimeZone::get(name)
-        .map_err(|e| StoreError::UnknownTimeZone { name: name.to_string(), reason: e.to_string() })
+    TimeZone::get(name).map_err(|e| StoreError::UnknownTimeZone {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn period_start(z: &ZonedDateTime, p: Period) -> Result<ZonedDateTime> {
@@ -155,8 +183,16 @@ fn period_start(z: &ZonedDateTime, p: Period) -> Result<ZonedDateTime> {
                 .start_of_day()
                 .map_err(time_err)?
         }
-        Period::Month => z.first_of_month().map_err(time_err)?.start_of_day().map_err(time_err)?,
-        Period::Year => z.first_of_year().map_err(time_err)?.start_of_day().map_err(time_err)?,
+        Period::Month => z
+            .first_of_month()
+            .map_err(time_err)?
+            .start_of_day()
+            .map_err(time_err)?,
+        Period::Year => z
+            .first_of_year()
+            .map_err(time_err)?
+            .start_of_day()
+            .map_err(time_err)?,
     })
 }
 
@@ -184,14 +220,18 @@ pub fn local_period_boundaries(
 ) -> Result<Vec<i64>> {
     check_range(from_ms, to_ms)?;
     let zone = time_zone(tz)?;
-    let start = Timestamp::from_millisecond(from_ms).map_err(time_err)?.to_zoned_datetime(zone);
+    let start = Timestamp::from_millisecond(from_ms)
+        .map_err(time_err)?
+        .to_zoned_datetime(zone);
     let mut z = period_start(&start, period)?;
     let mut b = vec![z.timestamp().as_millisecond()];
     while *b.last().unwrap_or(&to_ms) < to_ms {
         z = next_period(&z, period)?;
         let t = z.timestamp().as_millisecond();
         if t <= *b.last().unwrap_or(&i64::MIN) {
-            return Err(StoreError::Time(format!("period boundaries do not advance at {t}")));
+            return Err(StoreError::Time(format!(
+                "period boundaries do not advance at {t}"
+            )));
         }
         b.push(t);
         if b.len() > MAX_BUCKETS + 1 {
@@ -231,7 +271,10 @@ mod tests {
             "Europe/Paris",
         )
         .unwrap();
-        assert_eq!(b, vec![ms("2026-10-24T22:00:00Z"), ms("2026-10-25T23:00:00Z")]);
+        assert_eq!(
+            b,
+            vec![ms("2026-10-24T22:00:00Z"), ms("2026-10-25T23:00:00Z")]
+        );
     }
 
     #[test]
@@ -243,10 +286,16 @@ mod tests {
         assert_eq!(m[0], ms("2025-12-31T23:00:00Z"));
         assert_eq!(m[3], ms("2026-03-31T22:00:00Z"));
         let y = local_period_boundaries(from, to, Period::Year, "Europe/Paris").unwrap();
-        assert_eq!(y, vec![ms("2025-12-31T23:00:00Z"), ms("2026-12-31T23:00:00Z")]);
+        assert_eq!(
+            y,
+            vec![ms("2025-12-31T23:00:00Z"), ms("2026-12-31T23:00:00Z")]
+        );
         let w = local_period_boundaries(from, from + 1, Period::Week, "Europe/Paris").unwrap();
         // 2026-01-15 is a Thursday; the week starts Monday 12th.
-        assert_eq!(w, vec![ms("2026-01-11T23:00:00Z"), ms("2026-01-18T23:00:00Z")]);
+        assert_eq!(
+            w,
+            vec![ms("2026-01-11T23:00:00Z"), ms("2026-01-18T23:00:00Z")]
+        );
         assert!(local_period_boundaries(from, to, Period::Day, "Mars/Olympus").is_err());
     }
 

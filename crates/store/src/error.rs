@@ -14,7 +14,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum StoreError {
     /// A metric name, tag key or tag value is empty, too long or has a forbidden character.
-    #[error("invalid name {name:?}: {reason} (allowed: letters, digits and - _ . /, at most {max} bytes)", max = crate::limits::MAX_NAME_BYTES)]
+    #[error("invalid name {name:?}: {reason} (allowed: letters, digits and - _ . / +, at most {max} bytes)", max = crate::limits::MAX_NAME_BYTES)]
     InvalidName {
         /// The offending name.
         name: String,

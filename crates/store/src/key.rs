@@ -20,8 +20,9 @@ impl fmt::Display for SeriesId {
 
 /// A series name: metric (e.g. `SINSTS`) and tags (e.g. `meter=041776199277`).
 ///
-/// Names follow OpenTSDB's rules (letters incl. Unicode, digits, `-_./`), so everything
-/// stored here can be served back through an OpenTSDB-compatible API unchanged. Tags are kept
+/// Names follow OpenTSDB's rules (letters incl. Unicode, digits, `-_./`) plus `+`, because
+/// TIC labels such as `NJOURF+1` and `PJOURF+1` contain it (an OpenTSDB front end accepts
+/// them too: only `=`, `,`, spaces and control characters are refused here). Tags are kept
 /// sorted, which makes the textual form canonical.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
@@ -44,7 +45,7 @@ fn check_name(name: &str) -> Result<()> {
     }
     if !name
         .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '+'))
     {
         return bad("forbidden character");
     }
@@ -75,7 +76,10 @@ impl SeriesKey {
                 )));
             }
         }
-        Ok(SeriesKey { metric: metric.to_string(), tags: map })
+        Ok(SeriesKey {
+            metric: metric.to_string(),
+            tags: map,
+        })
     }
 
     /// The metric name.
@@ -155,5 +159,6 @@ mod tests {
         assert!(SeriesKey::new("m", many).is_err());
         assert!(SeriesKey::new(&"x".repeat(256), [("a", "b")]).is_err());
         assert!(SeriesKey::new("température.é", [("a", "b")]).is_ok());
+        assert!(SeriesKey::new("NJOURF+1", [("meter", "041776199277")]).is_ok());
     }
 }

@@ -40,7 +40,9 @@ mod store;
 
 pub use agg::{Agg, Aggregator};
 pub use batch::{Source, WriteBatch, WriteReceipt};
-pub use buckets::{bucket_boundaries, local_period_boundaries, nice_width_ms, time_zone, Bucketing, Period};
+pub use buckets::{
+    bucket_boundaries, local_period_boundaries, nice_width_ms, time_zone, Bucketing, Period,
+};
 pub use error::{Result, StoreError};
 pub use key::{SeriesId, SeriesKey};
 pub use store::{

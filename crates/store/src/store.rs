@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use crate::agg::{fold, Agg, Aggregator};
 use crate::batch::{Cursor, LogFrame, LogRecord, WriteBatch, WriteReceipt};
@@ -21,6 +23,9 @@ pub(crate) const LEVEL_RES_MS: [i64; 3] = [0, 60_000, 3_600_000];
 const TOP_LEVEL: usize = 2;
 const RAW_BLOCK_FRAMES: usize = 4096;
 const SCHEMA_VERSION: i64 = 1;
+/// zstd level of raw-frame blocks: 9 gives ~49x on standard-mode frames (level 3: 33x,
+/// level 6: 42x) and runs at checkpoint time only.
+const RAW_ZSTD_LEVEL: i32 = 9;
 
 /// How long each resolution is kept; `None` keeps it forever.
 ///
@@ -206,10 +211,13 @@ struct Head {
 impl Head {
     fn apply(&mut self, rec: &LogRecord) {
         for i in 0..rec.ts.len() {
-            let h = self.series.entry(rec.series[i]).or_insert_with(|| SeriesHead {
-                min_ts: i64::MAX,
-                ..SeriesHead::default()
-            });
+            let h = self
+                .series
+                .entry(rec.series[i])
+                .or_insert_with(|| SeriesHead {
+                    min_ts: i64::MAX,
+                    ..SeriesHead::default()
+                });
             h.ts.push(rec.ts[i]);
             h.val.push(rec.val[i]);
             h.min_ts = h.min_ts.min(rec.ts[i]);
@@ -321,7 +329,11 @@ impl Store {
         }
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
-        let lock_file = File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         lock_file.try_lock().map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::WouldBlock,
@@ -335,14 +347,21 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -65536)?;
+        // A checkpoint transaction can be large; truncate the WAL file back afterwards.
+        conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.execute_batch(SCHEMA)?;
         let version: Option<i64> = conn
-            .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key='schema'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         match version {
             None => {
-                conn.execute("INSERT INTO meta(key, value) VALUES('schema', ?1)", [SCHEMA_VERSION])?;
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )?;
             }
             Some(SCHEMA_VERSION) => {}
             Some(v) => {
@@ -402,7 +421,12 @@ impl Store {
             path,
             cfg,
             _lock: lock_file,
-            writer: Mutex::new(Writer { conn, uplink, sources, checkpoint_failures: 0 }),
+            writer: Mutex::new(Writer {
+                conn,
+                uplink,
+                sources,
+                checkpoint_failures: 0,
+            }),
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
             head: RwLock::new(head),
@@ -427,8 +451,10 @@ impl Store {
     pub fn series_ids(&self, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         {
             let reg = read(&self.registry);
-            let found: Option<Vec<SeriesId>> =
-                keys.iter().map(|k| reg.by_key.get(k).map(|&id| SeriesId(id))).collect();
+            let found: Option<Vec<SeriesId>> = keys
+                .iter()
+                .map(|k| reg.by_key.get(k).map(|&id| SeriesId(id)))
+                .collect();
             if let Some(ids) = found {
                 return Ok(ids);
             }
@@ -444,7 +470,9 @@ impl Store {
                 hint: "a tag with unbounded values (a timestamp?) creates a series per point",
             });
         }
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = Vec::new();
         {
             let mut ins = tx.prepare_cached(
@@ -453,7 +481,8 @@ impl Store {
             )?;
             for k in keys {
                 if !reg.by_key.contains_key(k) {
-                    let id: u32 = ins.query_row(params![k.metric(), k.tags_text()], |r| r.get(0))?;
+                    let id: u32 =
+                        ins.query_row(params![k.metric(), k.tags_text()], |r| r.get(0))?;
                     new.push((k.clone(), id));
                 }
             }
@@ -480,7 +509,11 @@ impl Store {
     /// `meter=…` to list one meter's series) on the result.
     pub fn list_series(&self) -> Vec<(SeriesId, SeriesKey)> {
         let reg = read(&self.registry);
-        let mut v: Vec<_> = reg.by_id.iter().map(|(&id, k)| (SeriesId(id), k.clone())).collect();
+        let mut v: Vec<_> = reg
+            .by_id
+            .iter()
+            .map(|(&id, k)| (SeriesId(id), k.clone()))
+            .collect();
         v.sort_by(|a, b| a.1.cmp(&b.1));
         v
     }
@@ -488,8 +521,11 @@ impl Store {
     /// Distinct values of a tag over all series (e.g. `meter` lists the meters).
     pub fn tag_values(&self, tag_key: &str) -> Vec<String> {
         let reg = read(&self.registry);
-        let mut v: Vec<String> =
-            reg.by_key.keys().filter_map(|k| k.tag(tag_key).map(str::to_string)).collect();
+        let mut v: Vec<String> = reg
+            .by_key
+            .keys()
+            .filter_map(|k| k.tag(tag_key).map(str::to_string))
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -563,7 +599,10 @@ impl Store {
                     Ok(r) => r.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => {
                         let msg = e.to_string();
-                        tickets.iter().map(|_| Err(StoreError::CommitFailed(msg.clone()))).collect()
+                        tickets
+                            .iter()
+                            .map(|_| Err(StoreError::CommitFailed(msg.clone())))
+                            .collect()
                     }
                 };
                 q = lock(&self.queue);
@@ -590,7 +629,8 @@ impl Store {
         for (_, b) in &group {
             let mut r = WriteReceipt::default();
             let push = |rec: &mut LogRecord, range: std::ops::Range<usize>| {
-                rec.series.extend(b.series[range.clone()].iter().map(|s| s.0));
+                rec.series
+                    .extend(b.series[range.clone()].iter().map(|s| s.0));
                 rec.ts.extend_from_slice(&b.ts[range.clone()]);
                 rec.val.extend_from_slice(&b.val[range]);
             };
@@ -634,7 +674,9 @@ impl Store {
             return Ok(receipts);
         }
         let blob = rec.encode()?;
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("INSERT INTO head_log(data) VALUES(?1)", [&blob])?;
         {
             let mut up = tx.prepare_cached(
@@ -652,7 +694,9 @@ impl Store {
             head.apply(&rec);
             head.points >= self.cfg.head_max_points
                 || head.frame_bytes >= self.cfg.head_max_frame_bytes
-                || head.since.is_some_and(|s| s.elapsed() >= self.cfg.head_max_age)
+                || head
+                    .since
+                    .is_some_and(|s| s.elapsed() >= self.cfg.head_max_age)
         };
         if due && self.checkpoint_locked(&mut w).is_err() {
             // The data is durable in the head log; the checkpoint is retried later.
@@ -670,7 +714,9 @@ impl Store {
     /// Checkpoints if the head is older than `head_max_age`; call it from a timer (e.g. every
     /// minute) so that a quiet store does not keep data in the head forever.
     pub fn maintenance(&self) -> Result<()> {
-        let due = read(&self.head).since.is_some_and(|s| s.elapsed() >= self.cfg.head_max_age);
+        let due = read(&self.head)
+            .since
+            .is_some_and(|s| s.elapsed() >= self.cfg.head_max_age);
         if due {
             self.checkpoint()?;
         }
@@ -682,7 +728,9 @@ impl Store {
         if head.points == 0 && head.frames.is_empty() {
             return Ok(());
         }
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new_max = Vec::new();
         let mut sids: Vec<u32> = head.series.keys().copied().collect();
         sids.sort_unstable();
@@ -710,7 +758,10 @@ impl Store {
         let mut head = write(&self.head);
         tx.commit()?;
         let flushed = std::mem::take(&mut head.flushed_max);
-        *head = Head { flushed_max: flushed, ..Head::default() };
+        *head = Head {
+            flushed_max: flushed,
+            ..Head::default()
+        };
         for (sid, m) in new_max {
             let e = head.flushed_max.entry(sid).or_insert(m);
             *e = (*e).max(m);
@@ -722,7 +773,9 @@ impl Store {
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
         let r = &self.cfg.retention;
         let mut w = lock(&self.writer);
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut rep = RetentionReport::default();
         let keeps = [r.raw_points_ms, r.minute_rollups_ms, r.hour_rollups_ms];
         for (level, keep) in keeps.iter().enumerate() {
@@ -814,7 +867,11 @@ impl Store {
             let r = (|| {
                 // The first read fixes the WAL snapshot while the head cannot change.
                 c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
-                let (ts, val) = head.series.get(&sid.0).map(|h| h.sorted()).unwrap_or_default();
+                let (ts, val) = head
+                    .series
+                    .get(&sid.0)
+                    .map(|h| h.sorted())
+                    .unwrap_or_default();
                 drop(head);
                 f(c, &ts, &val)
             })();
@@ -870,7 +927,9 @@ impl Store {
     /// over the raw points (up to floating-point rounding of sums).
     pub fn aggregate_boundaries(&self, series: SeriesId, b: &[i64]) -> Result<Vec<Bucket>> {
         if b.len() < 2 {
-            return Err(StoreError::InvalidBuckets("need at least two boundaries".into()));
+            return Err(StoreError::InvalidBuckets(
+                "need at least two boundaries".into(),
+            ));
         }
         if b.len() > MAX_BUCKETS + 1 {
             return Err(StoreError::LimitExceeded {
@@ -898,14 +957,8 @@ impl Store {
         self.with_snapshot(series, |c, hts, hval| {
             let mut acc: Vec<Option<Agg>> = vec![None; b.len() - 1];
             for (level, segs) in segs.iter().enumerate() {
-                let mut i = 0;
-                while i < segs.len() {
-                    let mut j = i;
-                    while j + 1 < segs.len() && segs[j + 1].from == segs[j].to {
-                        j += 1;
-                    }
-                    scan_level(c, series.0, level, &segs[i..=j], &mut acc)?;
-                    i = j + 1;
+                if !segs.is_empty() {
+                    scan_level(c, series.0, level, segs, &mut acc)?;
                 }
             }
             let a = hts.partition_point(|&t| t < b[0]);
@@ -916,7 +969,11 @@ impl Store {
             }
             Ok(b.windows(2)
                 .zip(acc)
-                .map(|(w, agg)| Bucket { start_ms: w[0], end_ms: w[1], agg })
+                .map(|(w, agg)| Bucket {
+                    start_ms: w[0],
+                    end_ms: w[1],
+                    agg,
+                })
                 .collect())
         })
     }
@@ -986,7 +1043,12 @@ impl Store {
                     ((d >= 0.0).then_some(d), Some(a.last))
                 }
             };
-            out.push(EnergyBucket { start_ms: bk.start_ms, end_ms: bk.end_ms, delta, index_end });
+            out.push(EnergyBucket {
+                start_ms: bk.start_ms,
+                end_ms: bk.end_ms,
+                delta,
+                index_end,
+            });
         }
         Ok(out)
     }
@@ -1104,14 +1166,25 @@ struct OldChunks {
 
 /// Chunks of a series/level overlapping `[lo, hi]`, plus the chunk just before `lo` if it is
 /// not full (so that small checkpoints grow the tail chunk instead of leaving many tiny ones).
-fn take_chunks(tx: &Transaction<'_>, sid: u32, level: usize, lo: i64, hi: i64) -> Result<OldChunks> {
-    let mut out = OldChunks { rowids: Vec::new(), blobs: Vec::new() };
+fn take_chunks(
+    tx: &Transaction<'_>,
+    sid: u32,
+    level: usize,
+    lo: i64,
+    hi: i64,
+) -> Result<OldChunks> {
+    let mut out = OldChunks {
+        rowids: Vec::new(),
+        blobs: Vec::new(),
+    };
     let prev: Option<(i64, i64, Vec<u8>)> = tx
         .prepare_cached(
             "SELECT rowid, n, data FROM chunks WHERE series_id = ?1 AND level = ?2 AND end_ts < ?3
              ORDER BY end_ts DESC LIMIT 1",
         )?
-        .query_row(params![sid, level as i64, lo], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![sid, level as i64, lo], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     if let Some((rowid, n, blob)) = prev {
         if (n as usize) < CHUNK_MAX_ROWS {
@@ -1135,7 +1208,15 @@ fn take_chunks(tx: &Transaction<'_>, sid: u32, level: usize, lo: i64, hi: i64) -
     Ok(out)
 }
 
-fn insert_chunk(tx: &Transaction<'_>, sid: u32, level: usize, start: i64, end: i64, n: usize, blob: &[u8]) -> Result<()> {
+fn insert_chunk(
+    tx: &Transaction<'_>,
+    sid: u32,
+    level: usize,
+    start: i64,
+    end: i64,
+    n: usize,
+    blob: &[u8],
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO chunks(series_id, level, start_ts, end_ts, n, data) VALUES(?1,?2,?3,?4,?5,?6)",
     )?
@@ -1154,7 +1235,11 @@ fn merge_raw(tx: &Transaction<'_>, sid: u32, ts: &[i64], val: &[f64]) -> Result<
         oval.extend(v);
     }
     let m = merge_points(&ots, &oval, ts, val);
-    for (cts, cval) in m.ts_ms.chunks(CHUNK_MAX_ROWS).zip(m.values.chunks(CHUNK_MAX_ROWS)) {
+    for (cts, cval) in m
+        .ts_ms
+        .chunks(CHUNK_MAX_ROWS)
+        .zip(m.values.chunks(CHUNK_MAX_ROWS))
+    {
         let blob = codec::encode_raw(cts, cval)?;
         insert_chunk(tx, sid, 0, cts[0], cts[cts.len() - 1], cts.len(), &blob)?;
     }
@@ -1191,11 +1276,22 @@ fn update_rollups(tx: &Transaction<'_>, sid: u32, lo: i64, hi: i64) -> Result<()
 }
 
 /// Replaces the rollup rows of `[r0, r1)` at `level` with `rows`.
-fn replace_rollups(tx: &Transaction<'_>, sid: u32, level: usize, r0: i64, r1: i64, rows: &[RollRow]) -> Result<()> {
+fn replace_rollups(
+    tx: &Transaction<'_>,
+    sid: u32,
+    level: usize,
+    r0: i64,
+    r1: i64,
+    rows: &[RollRow],
+) -> Result<()> {
     let old = take_chunks(tx, sid, level, r0, r1 - 1)?;
     let mut all: Vec<RollRow> = Vec::new();
     for blob in &old.blobs {
-        all.extend(codec::decode_rollup(blob)?.into_iter().filter(|r| r.0 < r0 || r.0 >= r1));
+        all.extend(
+            codec::decode_rollup(blob)?
+                .into_iter()
+                .filter(|r| r.0 < r0 || r.0 >= r1),
+        );
     }
     all.extend_from_slice(rows);
     all.sort_by_key(|r| r.0);
@@ -1225,7 +1321,11 @@ fn decompose(from: i64, to: i64, bucket: usize, top: usize, out: &mut [Vec<Seg>;
         let (m0, m1) = (align_up(from, r), align_down(to, r));
         if m0 < m1 {
             decompose(from, m0, bucket, level - 1, out);
-            out[level].push(Seg { from: m0, to: m1, bucket });
+            out[level].push(Seg {
+                from: m0,
+                to: m1,
+                bucket,
+            });
             decompose(m1, to, bucket, level - 1, out);
             return;
         }
@@ -1233,9 +1333,25 @@ fn decompose(from: i64, to: i64, bucket: usize, top: usize, out: &mut [Vec<Seg>;
     out[0].push(Seg { from, to, bucket });
 }
 
-/// Folds the rows of `level` lying in the contiguous segments `segs` into their buckets.
-fn scan_level(c: &Connection, sid: u32, level: usize, segs: &[Seg], acc: &mut [Option<Agg>]) -> Result<()> {
+/// Folds the rows of `level` lying in `segs` (sorted, disjoint) into their buckets.
+///
+/// One pass over the chunk index of the whole span; a chunk is decompressed only if it
+/// overlaps a segment (SQLite does not read a blob that is not asked for), so sparse edge
+/// segments over a year of raw data cost a few chunk decodes, not a year's.
+fn scan_level(
+    c: &Connection,
+    sid: u32,
+    level: usize,
+    segs: &[Seg],
+    acc: &mut [Option<Agg>],
+) -> Result<()> {
     let (from, to) = (segs[0].from, segs[segs.len() - 1].to);
+    let mut st = c.prepare_cached(
+        "SELECT start_ts, end_ts, data FROM chunks
+         WHERE series_id = ?1 AND level = ?2 AND end_ts >= ?3 AND start_ts < ?4 ORDER BY end_ts",
+    )?;
+    let mut rows = st.query(params![sid, level as i64, from, to])?;
+    // `k` only moves forward: chunks and the rows inside them come in time order.
     let mut k = 0;
     let mut put = |t: i64, a: &Agg| {
         while k < segs.len() && segs[k].to <= t {
@@ -1245,28 +1361,39 @@ fn scan_level(c: &Connection, sid: u32, level: usize, segs: &[Seg], acc: &mut [O
             fold(&mut acc[segs[k].bucket], a);
         }
     };
-    for_each_chunk(c, sid, level, from, to, |blob| {
+    let mut probe = 0;
+    while let Some(r) = rows.next()? {
+        let (start, end): (i64, i64) = (r.get(0)?, r.get(1)?);
+        while probe < segs.len() && segs[probe].to <= start {
+            probe += 1;
+        }
+        if probe >= segs.len() {
+            break;
+        }
+        if segs[probe].from > end {
+            continue;
+        }
+        let blob = r.get_ref(2)?.as_blob()?;
         if level == 0 {
             let (ts, val) = codec::decode_raw(blob)?;
-            let a = ts.partition_point(|&t| t < from);
-            for i in a..ts.len() {
+            for i in ts.partition_point(|&t| t < segs[probe].from)..ts.len() {
                 if ts[i] >= to {
-                    return Ok(false);
+                    break;
                 }
                 put(ts[i], &Agg::of_point(ts[i], val[i]));
             }
         } else {
             for (t, a) in codec::decode_rollup(blob)? {
                 if t >= to {
-                    return Ok(false);
+                    break;
                 }
                 if t >= from {
                     put(t, &a);
                 }
             }
         }
-        Ok(true)
-    })
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------- raw frame blocks
@@ -1280,11 +1407,12 @@ fn encode_frames(frames: &[RawFrame]) -> Result<Vec<u8>> {
         buf.extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
         buf.extend_from_slice(&f.bytes);
     }
-    zstd::bulk::compress(&buf, 9).map_err(|e| StoreError::Compression(e.to_string()))
+    zstd::bulk::compress(&buf, RAW_ZSTD_LEVEL).map_err(|e| StoreError::Compression(e.to_string()))
 }
 
 fn decode_frames(blob: &[u8]) -> Result<Vec<RawFrame>> {
-    let buf = zstd::stream::decode_all(blob).map_err(|e| StoreError::Corrupt(format!("raw block: {e}")))?;
+    let buf = zstd::stream::decode_all(blob)
+        .map_err(|e| StoreError::Corrupt(format!("raw block: {e}")))?;
     let mut r = Cursor { buf: &buf };
     let mut out = Vec::new();
     while !r.buf.is_empty() {
@@ -1292,7 +1420,12 @@ fn decode_frames(blob: &[u8]) -> Result<Vec<RawFrame>> {
         let seq = r.u64()?;
         let ts_ms = r.u64()? as i64;
         let len = r.u32()? as usize;
-        out.push(RawFrame { boot_id, seq, ts_ms, bytes: r.take(len)?.to_vec() });
+        out.push(RawFrame {
+            boot_id,
+            seq,
+            ts_ms,
+            bytes: r.take(len)?.to_vec(),
+        });
     }
     Ok(out)
 }
@@ -1325,7 +1458,13 @@ fn archive_frames(tx: &Transaction<'_>, src: u32, frames: &[&LogFrame]) -> Resul
         tx.prepare_cached(
             "INSERT INTO raw_blocks(source_id, start_ts, end_ts, n, data) VALUES(?1,?2,?3,?4,?5)",
         )?
-        .execute(params![src, block[0].ts_ms, block[block.len() - 1].ts_ms, block.len() as i64, blob])?;
+        .execute(params![
+            src,
+            block[0].ts_ms,
+            block[block.len() - 1].ts_ms,
+            block.len() as i64,
+            blob
+        ])?;
     }
     Ok(())
 }

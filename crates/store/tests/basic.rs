@@ -22,8 +22,10 @@ fn write_read_reopen_checkpoint() {
         ids = s.series_ids(&[key("SINSTS"), key("EAST")]).unwrap();
         let mut b = WriteBatch::new();
         for i in 0..1000 {
-            b.add_point(ids[0], T0 + i * 1000, (i % 7) as f64 * 100.0).unwrap();
-            b.add_point(ids[1], T0 + i * 1000, 1_000_000.0 + i as f64).unwrap();
+            b.add_point(ids[0], T0 + i * 1000, (i % 7) as f64 * 100.0)
+                .unwrap();
+            b.add_point(ids[1], T0 + i * 1000, 1_000_000.0 + i as f64)
+                .unwrap();
         }
         let r = s.write(b).unwrap();
         assert_eq!(r.points_written, 2000);
@@ -70,7 +72,16 @@ fn overwrite_and_out_of_order() {
     assert_eq!(p.values[0], 1.0);
     assert_eq!(p.values[51], 999.0);
     // Aggregates see the overwrite exactly once (the dirty series is checkpointed first).
-    let agg = s.aggregate(id, T0, T0 + 100_000, &Bucketing::Width { width_ms: 3_600_000 }).unwrap();
+    let agg = s
+        .aggregate(
+            id,
+            T0,
+            T0 + 100_000,
+            &Bucketing::Width {
+                width_ms: 3_600_000,
+            },
+        )
+        .unwrap();
     let a = agg[0].agg.unwrap();
     assert_eq!(a.count, 100);
     assert_eq!(a.max, 999.0);
@@ -82,11 +93,19 @@ fn uplink_idempotent_and_raw_frames() {
     let dir = TempDir::new("uplink");
     let s = open(&dir);
     let id = s.series_id(&key("SINSTS")).unwrap();
-    let src = Source { device_id: "esp32-abc".into(), boot_id: 42 };
+    let src = Source {
+        device_id: "esp32-abc".into(),
+        boot_id: 42,
+    };
     let batch = |from: u64, to: u64| {
         let mut b = WriteBatch::from_source(src.clone());
         for seq in from..=to {
-            b.add_frame(seq, T0 + seq as i64 * 1300, format!("frame {seq}").as_bytes()).unwrap();
+            b.add_frame(
+                seq,
+                T0 + seq as i64 * 1300,
+                format!("frame {seq}").as_bytes(),
+            )
+            .unwrap();
             b.add_point(id, T0 + seq as i64 * 1300, seq as f64).unwrap();
         }
         b
@@ -94,14 +113,20 @@ fn uplink_idempotent_and_raw_frames() {
     let r = s.write(batch(1, 10)).unwrap();
     assert_eq!((r.frames_written, r.highest_durable_seq), (10, Some(10)));
     let r = s.write(batch(5, 15)).unwrap(); // retry overlapping
-    assert_eq!((r.frames_written, r.frames_duplicate, r.points_skipped), (5, 6, 6));
+    assert_eq!(
+        (r.frames_written, r.frames_duplicate, r.points_skipped),
+        (5, 6, 6)
+    );
     assert_eq!(r.highest_durable_seq, Some(15));
     let r = s.write(batch(1, 15)).unwrap();
     assert_eq!((r.frames_written, r.highest_durable_seq), (0, Some(15)));
     assert_eq!(s.uplink_high_water("esp32-abc", 42), Some(15));
     assert_eq!(s.uplink_high_water("esp32-abc", 43), None);
     // A new boot restarts sequence numbers.
-    let mut b = WriteBatch::from_source(Source { device_id: "esp32-abc".into(), boot_id: 43 });
+    let mut b = WriteBatch::from_source(Source {
+        device_id: "esp32-abc".into(),
+        boot_id: 43,
+    });
     b.add_frame(1, T0 + 100_000, b"after reboot").unwrap();
     assert_eq!(s.write(b).unwrap().frames_written, 1);
     let frames = s.raw_frames("esp32-abc", 0, T0 + 1_000_000, 100).unwrap();
@@ -133,24 +158,38 @@ fn energy_per_local_day_across_dst() {
     // 2026-03-27 00:00 Paris (UTC+1) = 2026-03-26T23:00Z; one reading per minute, +1 Wh/min,
     // over 4 local days including the 23 h day 2026-03-29.
     let start: i64 = 1_774_566_000_000;
-    assert_eq!(start, "2026-03-26T23:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        start,
+        "2026-03-26T23:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
     let mut b = WriteBatch::new();
     let minutes = (24 + 24 + 23 + 24) * 60;
     for m in 0..=minutes {
-        b.add_point(id, start + m * 60_000, 5_000_000.0 + m as f64).unwrap();
+        b.add_point(id, start + m * 60_000, 5_000_000.0 + m as f64)
+            .unwrap();
     }
     s.write(b).unwrap();
     s.checkpoint().unwrap();
     let e = s
-        .energy_per_period(id, start, start + minutes * 60_000, Period::Day, "Europe/Paris")
+        .energy_per_period(
+            id,
+            start,
+            start + minutes * 60_000,
+            Period::Day,
+            "Europe/Paris",
+        )
         .unwrap();
     let deltas: Vec<f64> = e.iter().map(|x| x.delta.unwrap_or(-1.0)).collect();
     // The first day starts at the first reading (no earlier one), hence 1439; the reading at
     // exactly `to` is outside the half-open range.
     assert_eq!(deltas, vec![1439.0, 1440.0, 1380.0, 1440.0]);
     assert_eq!(e[2].end_ms - e[2].start_ms, 23 * 3_600_000);
-    let months =
-        s.energy_per_period(id, start, start + 1, Period::Month, "Europe/Paris").unwrap();
+    let months = s
+        .energy_per_period(id, start, start + 1, Period::Month, "Europe/Paris")
+        .unwrap();
     assert_eq!(months.len(), 1);
     assert_eq!(months[0].delta, Some(minutes as f64));
 }
@@ -178,7 +217,15 @@ fn downsample_uses_rollups_and_matches_raw() {
             (T0 + 123_457, T0 + 25_000_001, 600_000),
             (T0 + 5, T0 + 26_000_000, 7_000),
         ] {
-            let got = s.downsample(id, from, to, &Bucketing::Width { width_ms: w }, Aggregator::Max).unwrap();
+            let got = s
+                .downsample(
+                    id,
+                    from,
+                    to,
+                    &Bucketing::Width { width_ms: w },
+                    Aggregator::Max,
+                )
+                .unwrap();
             let mut want: Vec<(i64, f64)> = Vec::new();
             for &(t, v) in raw.iter().filter(|p| p.0 >= from && p.0 < to) {
                 let bs = (t.div_euclid(w) * w).max(from);
@@ -188,7 +235,10 @@ fn downsample_uses_rollups_and_matches_raw() {
                 }
             }
             let got: Vec<(i64, f64)> = got.ts_ms.into_iter().zip(got.values).collect();
-            assert_eq!(got, want, "from={from} to={to} w={w} checkpointed={checkpointed}");
+            assert_eq!(
+                got, want,
+                "from={from} to={to} w={w} checkpointed={checkpointed}"
+            );
         }
     }
 }
@@ -204,7 +254,8 @@ fn retention_drops_old_chunks() {
     for day in 0..5 {
         let mut b = WriteBatch::new();
         for i in 0..10_000 {
-            b.add_point(id, T0 + day * 86_400_000 + i * 8_000, 1.0).unwrap();
+            b.add_point(id, T0 + day * 86_400_000 + i * 8_000, 1.0)
+                .unwrap();
         }
         s.write(b).unwrap();
         s.checkpoint().unwrap();
@@ -216,7 +267,15 @@ fn retention_drops_old_chunks() {
     assert!(p.ts_ms.len() < 50_000 && !p.ts_ms.is_empty());
     // Hourly rollups still answer for the whole period.
     let d = s
-        .downsample(id, T0, T0 + 5 * 86_400_000, &Bucketing::Width { width_ms: 86_400_000 }, Aggregator::Count)
+        .downsample(
+            id,
+            T0,
+            T0 + 5 * 86_400_000,
+            &Bucketing::Width {
+                width_ms: 86_400_000,
+            },
+            Aggregator::Count,
+        )
         .unwrap();
     assert_eq!(d.values, vec![10_000.0; 5]);
 }
@@ -229,7 +288,10 @@ fn errors_are_explicit() {
     let mut b = WriteBatch::new();
     b.add_point(store::SeriesId(9999), T0, 1.0).unwrap();
     assert!(matches!(s.write(b), Err(StoreError::UnknownSeries(9999))));
-    assert!(matches!(s.read_range(id, 10, 5), Err(StoreError::InvalidRange { .. })));
+    assert!(matches!(
+        s.read_range(id, 10, 5),
+        Err(StoreError::InvalidRange { .. })
+    ));
     assert!(matches!(
         s.aggregate(id, 0, T0, &Bucketing::Width { width_ms: 1000 }),
         Err(StoreError::LimitExceeded { .. })
@@ -243,8 +305,17 @@ fn errors_are_explicit() {
         Err(StoreError::UnknownTimeZone { .. })
     ));
     // A second open of the same store is refused.
-    assert!(matches!(Store::open(dir.db(), StoreConfig::default()), Err(StoreError::Io(_))));
-    let msg = StoreError::LimitExceeded { what: "buckets", got: 2, max: 1, hint: "use wider buckets" }.to_string();
+    assert!(matches!(
+        Store::open(dir.db(), StoreConfig::default()),
+        Err(StoreError::Io(_))
+    ));
+    let msg = StoreError::LimitExceeded {
+        what: "buckets",
+        got: 2,
+        max: 1,
+        hint: "use wider buckets",
+    }
+    .to_string();
     assert!(msg.contains("use wider buckets"));
 }
 
@@ -252,7 +323,9 @@ fn errors_are_explicit() {
 fn concurrent_writers_group_commit() {
     let dir = TempDir::new("group");
     let s = std::sync::Arc::new(open(&dir));
-    let ids = s.series_ids(&(0..8).map(|i| key(&format!("M{i}"))).collect::<Vec<_>>()).unwrap();
+    let ids = s
+        .series_ids(&(0..8).map(|i| key(&format!("M{i}"))).collect::<Vec<_>>())
+        .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let s = s.clone();
@@ -272,6 +345,9 @@ fn concurrent_writers_group_commit() {
         t.join().unwrap();
     }
     for id in ids {
-        assert_eq!(s.read_range(id, 0, T0 + 10_000_000).unwrap().ts_ms.len(), 1000);
+        assert_eq!(
+            s.read_range(id, 0, T0 + 10_000_000).unwrap().ts_ms.len(),
+            1000
+        );
     }
 }

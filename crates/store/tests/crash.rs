@@ -32,12 +32,17 @@ fn value(seq: u64, k: usize) -> f64 {
 
 fn config() -> StoreConfig {
     // Small head so that kills also land in the middle of checkpoints.
-    StoreConfig { head_max_points: 20_000, ..StoreConfig::default() }
+    StoreConfig {
+        head_max_points: 20_000,
+        ..StoreConfig::default()
+    }
 }
 
 #[test]
 fn crash_child() {
-    let Ok(path) = std::env::var("STORE_CRASH_CHILD") else { return };
+    let Ok(path) = std::env::var("STORE_CRASH_CHILD") else {
+        return;
+    };
     let store = Store::open(&path, config()).unwrap();
     let ids = store.series_ids(&keys()).unwrap();
     let mut rng = Rng(std::process::id() as u64 * 0x9E37_79B9 + 1);
@@ -46,10 +51,14 @@ fn crash_child() {
         // Sometimes resend a few already acknowledged frames, as a device retrying would.
         let start = next.saturating_sub(rng.below(3)).max(1);
         let n = 1 + rng.below(20);
-        let mut b = WriteBatch::from_source(Source { device_id: DEVICE.into(), boot_id: BOOT });
+        let mut b = WriteBatch::from_source(Source {
+            device_id: DEVICE.into(),
+            boot_id: BOOT,
+        });
         for seq in start..start + n {
             let ts = T0 + seq as i64 * 1000;
-            b.add_frame(seq, ts, format!("frame-{seq}").as_bytes()).unwrap();
+            b.add_frame(seq, ts, format!("frame-{seq}").as_bytes())
+                .unwrap();
             for (k, id) in ids.iter().enumerate() {
                 b.add_point(*id, ts, value(seq, k)).unwrap();
             }
@@ -74,9 +83,15 @@ fn verify(path: &std::path::Path, acked: u64) -> u64 {
             assert_eq!(*v, value(i as u64 + 1, k));
         }
     }
-    let frames = store.raw_frames(DEVICE, 0, T0 + 100_000_000_000, 10_000_000).unwrap();
+    let frames = store
+        .raw_frames(DEVICE, 0, T0 + 100_000_000_000, 10_000_000)
+        .unwrap();
     let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
-    assert_eq!(seqs, (1..=hw).collect::<Vec<_>>(), "raw frames missing or duplicated");
+    assert_eq!(
+        seqs,
+        (1..=hw).collect::<Vec<_>>(),
+        "raw frames missing or duplicated"
+    );
     for f in &frames {
         assert_eq!(f.bytes, format!("frame-{}", f.seq).as_bytes());
     }

@@ -343,6 +343,8 @@ pub struct Link {
     port: Option<SerialStream>,
     ever_opened: bool,
     lost_at: Option<Instant>,
+    /// Why the last reopen failed, to say it once, not every second.
+    retry_cause: Option<String>,
     /// The last failed-window report per speed, to report a change only.
     last_report: [Option<String>; 2],
     pending: VecDeque<LinkEvent>,
@@ -363,10 +365,17 @@ impl Link {
             port: None,
             ever_opened: false,
             lost_at: None,
+            retry_cause: None,
             last_report: [None, None],
             pending: VecDeque::new(),
             buf: vec![0; 4096],
         }
+    }
+
+    /// Events already decided, without waiting: call it after the last
+    /// [`Link::next`] (e.g. on Ctrl-C) so that no received byte is dropped.
+    pub fn take_pending(&mut self) -> Vec<LinkEvent> {
+        self.pending.drain(..).collect()
     }
 
     /// The settled mode, if any.
@@ -453,6 +462,7 @@ impl Link {
                 };
                 self.pending.push_back(LinkEvent::Notice(msg));
                 self.ever_opened = true;
+                self.retry_cause = None;
                 // A fresh start for timers: the time spent unplugged says
                 // nothing about the meter.
                 match &mut self.phase {
@@ -462,8 +472,16 @@ impl Link {
                 Ok(())
             }
             Err(e) if !self.ever_opened => Err(e),
-            Err(_) => {
-                // Already said when the port was lost; stay quiet until it is back.
+            Err(e) => {
+                if self.retry_cause.as_ref() != Some(&e.cause) {
+                    self.pending.push_back(LinkEvent::Notice(format!(
+                        "{e}; still trying every {} s",
+                        RETRY_EVERY.as_secs()
+                    )));
+                    self.retry_cause = Some(e.cause);
+                    // Said now; the sleep comes on the next call.
+                    return Ok(());
+                }
                 tokio::time::sleep(RETRY_EVERY).await;
                 Ok(())
             }
@@ -593,5 +611,86 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tic::encode;
+
+    fn frame(mode: Mode, groups: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode::write_frame(mode, groups.iter().map(|&(l, v)| (l, None, v)), &mut |b| {
+            out.extend_from_slice(b)
+        })
+        .unwrap();
+        out
+    }
+
+    fn observe(bytes: &[u8]) -> Observation {
+        let mut seen = Observation::default();
+        seen.feed(&mut Decoder::new(), bytes);
+        seen
+    }
+
+    #[test]
+    fn three_valid_groups_of_one_mode_settle_it() {
+        let two = frame(Mode::Standard, &[("VTIC", "02"), ("SINSTS", "00420")]);
+        assert_eq!(observe(&two).settled(), None, "two groups are not enough");
+        let three = frame(
+            Mode::Standard,
+            &[("VTIC", "02"), ("SINSTS", "00420"), ("IRMS1", "002")],
+        );
+        assert_eq!(observe(&three).settled(), Some(Mode::Standard));
+        let historic = frame(
+            Mode::Historic,
+            &[("ISOUSC", "30"), ("IINST", "002"), ("PAPP", "00420")],
+        );
+        assert_eq!(observe(&historic).settled(), Some(Mode::Historic));
+    }
+
+    #[test]
+    fn rejected_groups_do_not_count_against_a_mode() {
+        let mut bytes = frame(
+            Mode::Standard,
+            &[("VTIC", "02"), ("SINSTS", "00420"), ("IRMS1", "002")],
+        );
+        // Spoil the checksum of the first group, then add a good frame.
+        let ck = bytes.iter().position(|&b| b == tic::CR).unwrap() - 1;
+        bytes[ck] ^= 1;
+        let seen = observe(&bytes);
+        assert_eq!(seen.settled(), None);
+        assert_eq!((seen.rejected, seen.checksum_failures), (1, 1));
+        bytes.extend(frame(Mode::Standard, &[("SINSTS", "00421")]));
+        assert_eq!(observe(&bytes).settled(), Some(Mode::Standard));
+    }
+
+    #[test]
+    fn a_mix_settles_on_the_mode_with_more_groups() {
+        let mut bytes = frame(
+            Mode::Historic,
+            &[("ISOUSC", "30"), ("IINST", "002"), ("PAPP", "00420")],
+        );
+        bytes.extend(frame(
+            Mode::Standard,
+            &[("VTIC", "02"), ("SINSTS", "00420"), ("IRMS1", "002")],
+        ));
+        // 3 and 3: a tie decides nothing; the next groups will.
+        assert_eq!(observe(&bytes).settled(), None);
+    }
+
+    #[test]
+    fn observations_say_what_was_seen() {
+        assert!(observe(b"").describe().contains("silence"));
+        assert!(observe(b"\x7f\x1f garbage").describe().contains("garbage"));
+        let mut bad = frame(Mode::Standard, &[("SINSTS", "00420")]);
+        let ck = bad.iter().position(|&b| b == tic::CR).unwrap() - 1;
+        bad[ck] ^= 1;
+        let text = observe(&bad).describe();
+        assert!(
+            text.contains("0 valid groups, 1 rejected (1 failing their checksum)"),
+            "{text}"
+        );
     }
 }

@@ -590,6 +590,49 @@ fn auto_says_what_it_saw_until_a_speed_works() {
     assert!(status.success());
 }
 
+#[test]
+fn text_output_matches_decode() {
+    let Some(bytes) = real_capture("esciara_pyteleinfo__captured_frames.bin") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.tic");
+    std::fs::write(&file, &bytes).unwrap();
+    let expected = Command::new(BIN)
+        .arg("decode")
+        .arg(&file)
+        .output()
+        .unwrap()
+        .stdout;
+    let expected = String::from_utf8(expected).unwrap();
+    let mut pty = pty();
+    let reader = spawn(&[pty.path.to_str().unwrap(), "--mode", "historic"]);
+    reader.wait_stderr("reading");
+    pty.send(&bytes);
+    // The last line of the last frame says it is complete only once its
+    // groups are printed: wait for as many lines as `decode` printed.
+    let got: Vec<String> = expected.lines().map(|_| reader.line()).collect();
+    let (status, rest, _) = reader.interrupt();
+    assert!(status.success());
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(got.join("\n") + "\n", expected);
+}
+
+#[test]
+fn a_busy_port_is_one_line_and_a_failure() {
+    let pty = pty();
+    let path = pty.path.to_str().unwrap();
+    let first = spawn(&[path, "--mode", "standard"]);
+    first.wait_stderr("reading");
+    let out = run_bounded(&["read", "--mode", "standard", path]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(path) && stderr.contains("busy"), "{stderr}");
+    let (status, _, _) = first.interrupt();
+    assert!(status.success());
+}
+
 /// Points `link` at `target` atomically, as udev does with /dev/serial/by-id.
 fn point(link: &Path, target: &Path) {
     let tmp = link.with_extension("new");

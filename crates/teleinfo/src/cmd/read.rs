@@ -234,6 +234,36 @@ impl Output {
     }
 }
 
+/// Applies one link event: notices to stderr (and the capture's notes),
+/// bytes to the capture and the output, breaks as EOT when mid-frame.
+fn handle(event: LinkEvent, raw: &mut Option<RawCapture>, out: &mut Output) -> Result<()> {
+    let raw_error = |path: &Path| format!("cannot write the raw capture {}", path.display());
+    let chunk = match event {
+        LinkEvent::Notice(msg) => {
+            eprintln!("teleinfo: {msg}");
+            if let Some(raw) = raw.as_mut() {
+                raw.note(&msg);
+            }
+            return Ok(());
+        }
+        LinkEvent::Data(chunk) => chunk,
+        LinkEvent::Break if out.collector.in_frame() => {
+            if let Some(raw) = raw.as_mut() {
+                raw.note("EOT written: the stream broke in the middle of a frame");
+            }
+            Chunk {
+                at: SystemTime::now(),
+                bytes: vec![tic::EOT],
+            }
+        }
+        LinkEvent::Break => return Ok(()),
+    };
+    if let Some(raw) = raw.as_mut() {
+        raw.chunk(&chunk).with_context(|| raw_error(&raw.path))?;
+    }
+    out.push(&chunk.bytes)
+}
+
 async fn read(args: Args) -> Result<ExitCode> {
     // Installed first so that Ctrl-C during a slow open still exits cleanly.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -251,62 +281,36 @@ async fn read(args: Args) -> Result<ExitCode> {
         closed: false,
     };
     let mut link = Link::new(args.device.clone(), args.mode);
-    let raw_error = |path: &Path| format!("cannot write the raw capture {}", path.display());
-    let outcome: Result<()> = loop {
+    let mut outcome: Result<()> = loop {
         let event = tokio::select! {
             event = link.next() => event,
             _ = interrupt.recv() => break Ok(()),
             _ = terminate.recv() => break Ok(()),
         };
-        let event = match event {
-            Ok(event) => event,
+        let step = match event {
+            Ok(event) => handle(event, &mut raw, &mut out),
             Err(open_error) => break Err(open_error.into()),
         };
-        let step = match event {
-            LinkEvent::Notice(msg) => {
-                eprintln!("teleinfo: {msg}");
-                if let Some(raw) = raw.as_mut() {
-                    raw.note(&msg);
-                }
-                Ok(())
-            }
-            LinkEvent::Data(chunk) => {
-                let written = match raw.as_mut() {
-                    Some(raw) => raw.chunk(&chunk).with_context(|| raw_error(&raw.path)),
-                    None => Ok(()),
-                };
-                written.and_then(|()| out.push(&chunk.bytes))
-            }
-            LinkEvent::Break if out.collector.in_frame() => {
-                let eot = Chunk {
-                    at: SystemTime::now(),
-                    bytes: vec![tic::EOT],
-                };
-                let written = match raw.as_mut() {
-                    Some(raw) => {
-                        raw.note("EOT written: the stream broke in the middle of a frame");
-                        raw.chunk(&eot).with_context(|| raw_error(&raw.path))
-                    }
-                    None => Ok(()),
-                };
-                written.and_then(|()| out.push(&eot.bytes))
-            }
-            LinkEvent::Break => Ok(()),
-        };
-        if let Err(e) = step {
-            break Err(e);
-        }
-        if out.closed {
-            break Ok(());
+        if step.is_err() || out.closed {
+            break step;
         }
     };
+    // Bytes the link had already received (e.g. a detection window being
+    // handed out when Ctrl-C came) still go to the capture and the output.
+    for event in link.take_pending() {
+        if outcome.is_err() || out.closed {
+            break;
+        }
+        outcome = handle(event, &mut raw, &mut out);
+    }
     // The frame in progress is printed as cut by the end of input, as
     // `decode` prints it from the capture.
     let finished = if out.closed { Ok(()) } else { out.finish() };
     let flushed = match raw.as_mut() {
         Some(raw) => {
             raw.note("stopped");
-            raw.flush().with_context(|| raw_error(&raw.path))
+            raw.flush()
+                .with_context(|| format!("cannot write the raw capture {}", raw.path.display()))
         }
         None => Ok(()),
     };

@@ -21,6 +21,9 @@ use crate::limits::{CHUNK_MAX_ROWS, MAX_BUCKETS, MAX_SERIES};
 /// Rollup resolutions by level: level 0 is raw points, 1 is per minute, 2 is per hour.
 pub(crate) const LEVEL_RES_MS: [i64; 3] = [0, 60_000, 3_600_000];
 const TOP_LEVEL: usize = 2;
+/// Time span of one rollup chunk per level: a day of minutes (1,440 rows), 30 days of hours
+/// (720 rows).
+const ROLLUP_CHUNK_SPAN_MS: [i64; 3] = [0, 86_400_000, 30 * 86_400_000];
 const RAW_BLOCK_FRAMES: usize = 4096;
 const SCHEMA_VERSION: i64 = 1;
 /// zstd level of raw-frame blocks: 9 gives ~49x on standard-mode frames (level 3: 33x,
@@ -242,9 +245,16 @@ impl Head {
 
 struct Writer {
     conn: Connection,
-    uplink: HashMap<(u32, u64), u64>,
-    sources: HashMap<String, u32>,
     checkpoint_failures: u64,
+}
+
+/// Device ids and their uplink high-water marks; changed only under the writer lock, read
+/// without it (a device asking where to resume must not wait for a checkpoint).
+#[derive(Default)]
+struct Sources {
+    ids: HashMap<String, u32>,
+    /// `(source id, boot id)` → highest durable sequence number.
+    uplink: HashMap<(u32, u64), u64>,
 }
 
 #[derive(Default)]
@@ -275,6 +285,7 @@ pub struct Store {
     queue_cv: Condvar,
     head: RwLock<Head>,
     registry: RwLock<Registry>,
+    sources: RwLock<Sources>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -423,9 +434,11 @@ impl Store {
             _lock: lock_file,
             writer: Mutex::new(Writer {
                 conn,
-                uplink,
-                sources,
                 checkpoint_failures: 0,
+            }),
+            sources: RwLock::new(Sources {
+                ids: sources,
+                uplink,
             }),
             queue: Mutex::new(CommitQueue::default()),
             queue_cv: Condvar::new(),
@@ -533,7 +546,7 @@ impl Store {
 
     /// Devices that have sent raw frames.
     pub fn sources(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.writer).sources.keys().cloned().collect();
+        let mut v: Vec<String> = read(&self.sources).ids.keys().cloned().collect();
         v.sort();
         v
     }
@@ -541,14 +554,14 @@ impl Store {
     /// Highest durable sequence number of a device's boot (what to answer a device that asks
     /// where to resume).
     pub fn uplink_high_water(&self, device_id: &str, boot_id: u64) -> Option<u64> {
-        let w = lock(&self.writer);
-        let sid = *w.sources.get(device_id)?;
-        w.uplink.get(&(sid, boot_id)).copied()
+        let s = read(&self.sources);
+        let sid = *s.ids.get(device_id)?;
+        s.uplink.get(&(sid, boot_id)).copied()
     }
 
     fn source_id(&self, device_id: &str) -> Result<u32> {
-        let mut w = lock(&self.writer);
-        if let Some(&id) = w.sources.get(device_id) {
+        let w = lock(&self.writer);
+        if let Some(&id) = read(&self.sources).ids.get(device_id) {
             return Ok(id);
         }
         crate::key::SeriesKey::new(device_id, Vec::<(String, String)>::new())?;
@@ -557,7 +570,7 @@ impl Store {
             [device_id],
             |r| r.get(0),
         )?;
-        w.sources.insert(device_id.to_string(), id);
+        write(&self.sources).ids.insert(device_id.to_string(), id);
         Ok(id)
     }
 
@@ -638,9 +651,11 @@ impl Store {
             push(&mut rec, 0..free);
             r.points_written += free;
             if let Some(src) = &b.source {
-                let sid = w.sources.get(&src.device_id).copied();
+                let sources = read(&self.sources);
+                let sid = sources.ids.get(&src.device_id).copied();
                 let key = sid.map(|s| (s, src.boot_id));
-                let mut hw = key.and_then(|k| hw_new.get(&k).or(w.uplink.get(&k)).copied());
+                let mut hw = key.and_then(|k| hw_new.get(&k).or(sources.uplink.get(&k)).copied());
+                drop(sources);
                 let before = hw;
                 for f in &b.frames {
                     let Some(sid) = sid else { break };
@@ -688,7 +703,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        w.uplink.extend(hw_new);
+        write(&self.sources).uplink.extend(hw_new);
         let due = {
             let mut head = write(&self.head);
             head.apply(&rec);
@@ -1063,7 +1078,7 @@ impl Store {
         max_frames: usize,
     ) -> Result<Vec<RawFrame>> {
         check_range(from_ms, to_ms)?;
-        let Some(src) = lock(&self.writer).sources.get(device_id).copied() else {
+        let Some(src) = read(&self.sources).ids.get(device_id).copied() else {
             return Ok(Vec::new());
         };
         let too_many = |n: usize| StoreError::LimitExceeded {
@@ -1164,32 +1179,36 @@ struct OldChunks {
     blobs: Vec<Vec<u8>>,
 }
 
-/// Chunks of a series/level overlapping `[lo, hi]`, plus the chunk just before `lo` if it is
-/// not full (so that small checkpoints grow the tail chunk instead of leaving many tiny ones).
+/// Removes and returns the chunks of a series/level overlapping `[lo, hi]`; with
+/// `grow_tail`, also the chunk just before `lo` if it is not full (so that small checkpoints
+/// grow the tail chunk instead of leaving many tiny ones).
 fn take_chunks(
     tx: &Transaction<'_>,
     sid: u32,
     level: usize,
     lo: i64,
     hi: i64,
+    grow_tail: bool,
 ) -> Result<OldChunks> {
     let mut out = OldChunks {
         rowids: Vec::new(),
         blobs: Vec::new(),
     };
-    let prev: Option<(i64, i64, Vec<u8>)> = tx
-        .prepare_cached(
-            "SELECT rowid, n, data FROM chunks WHERE series_id = ?1 AND level = ?2 AND end_ts < ?3
-             ORDER BY end_ts DESC LIMIT 1",
-        )?
-        .query_row(params![sid, level as i64, lo], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    if let Some((rowid, n, blob)) = prev {
-        if (n as usize) < CHUNK_MAX_ROWS {
-            out.rowids.push(rowid);
-            out.blobs.push(blob);
+    if grow_tail {
+        let prev: Option<(i64, i64, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT rowid, n, data FROM chunks WHERE series_id = ?1 AND level = ?2
+                 AND end_ts < ?3 ORDER BY end_ts DESC LIMIT 1",
+            )?
+            .query_row(params![sid, level as i64, lo], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((rowid, n, blob)) = prev {
+            if (n as usize) < CHUNK_MAX_ROWS {
+                out.rowids.push(rowid);
+                out.blobs.push(blob);
+            }
         }
     }
     let mut st = tx.prepare_cached(
@@ -1227,7 +1246,7 @@ fn insert_chunk(
 /// Merges sorted head points into the raw chunks of a series; returns the newest timestamp.
 fn merge_raw(tx: &Transaction<'_>, sid: u32, ts: &[i64], val: &[f64]) -> Result<i64> {
     let (lo, hi) = (ts[0], ts[ts.len() - 1]);
-    let old = take_chunks(tx, sid, 0, lo, hi)?;
+    let old = take_chunks(tx, sid, 0, lo, hi, true)?;
     let (mut ots, mut oval) = (Vec::new(), Vec::new());
     for blob in &old.blobs {
         let (t, v) = codec::decode_raw(blob)?;
@@ -1276,6 +1295,9 @@ fn update_rollups(tx: &Transaction<'_>, sid: u32, lo: i64, hi: i64) -> Result<()
 }
 
 /// Replaces the rollup rows of `[r0, r1)` at `level` with `rows`.
+///
+/// Rollup chunks cover fixed, epoch-aligned spans (a UTC day of minutes, 30 days of hours),
+/// so a checkpoint rewrites at most the current span's chunk, never a long history.
 fn replace_rollups(
     tx: &Transaction<'_>,
     sid: u32,
@@ -1284,7 +1306,9 @@ fn replace_rollups(
     r1: i64,
     rows: &[RollRow],
 ) -> Result<()> {
-    let old = take_chunks(tx, sid, level, r0, r1 - 1)?;
+    let span = ROLLUP_CHUNK_SPAN_MS[level];
+    let (c0, c1) = (align_down(r0, span), align_up(r1, span));
+    let old = take_chunks(tx, sid, level, c0, c1 - 1, false)?;
     let mut all: Vec<RollRow> = Vec::new();
     for blob in &old.blobs {
         all.extend(
@@ -1295,9 +1319,14 @@ fn replace_rollups(
     }
     all.extend_from_slice(rows);
     all.sort_by_key(|r| r.0);
-    for c in all.chunks(CHUNK_MAX_ROWS) {
+    let mut i = 0;
+    while i < all.len() {
+        let end = align_down(all[i].0, span) + span;
+        let j = i + all[i..].partition_point(|r| r.0 < end);
+        let c = &all[i..j];
         let blob = codec::encode_rollup(c)?;
         insert_chunk(tx, sid, level, c[0].0, c[c.len() - 1].0, c.len(), &blob)?;
+        i = j;
     }
     Ok(())
 }

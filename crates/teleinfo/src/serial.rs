@@ -201,7 +201,8 @@ fn describe(e: &tokio_serial::Error) -> String {
         K::Io(std::io::ErrorKind::PermissionDenied) => {
             "permission denied (is the user in the dialout group?)".into()
         }
-        _ if d.contains("inappropriate ioctl") => {
+        // ENOTTY, worded differently by libc versions.
+        _ if d.contains("inappropriate ioctl") || d.contains("typewriter") => {
             "not a serial port (it cannot be configured)".into()
         }
         _ => format!("cannot configure it as a serial port: {}", e.description),
@@ -257,6 +258,17 @@ impl Observation {
             let (this, other) = (self.valid[index(m)], self.valid[1 - index(m)]);
             this >= SETTLE_GROUPS && this > other
         })
+    }
+
+    /// The kind of what was seen, to tell a change from more of the same.
+    fn kind(&self) -> &'static str {
+        match () {
+            _ if self.bytes == 0 => "silence",
+            _ if self.frames == 0 => "garbage",
+            _ if self.valid_total() == 0 && self.rejected == 0 => "no group",
+            _ if self.valid_total() == 0 => "all rejected",
+            _ => "some valid",
+        }
     }
 
     fn describe(&self) -> String {
@@ -345,8 +357,9 @@ pub struct Link {
     lost_at: Option<Instant>,
     /// Why the last reopen failed, to say it once, not every second.
     retry_cause: Option<String>,
-    /// The last failed-window report per speed, to report a change only.
-    last_report: [Option<String>; 2],
+    /// The kind of the last failed-window report per speed, to report a
+    /// change only.
+    last_report: [Option<&'static str>; 2],
     pending: VecDeque<LinkEvent>,
     buf: Vec<u8>,
 }
@@ -523,6 +536,7 @@ impl Link {
                     }
                 }
                 self.pending.push_back(LinkEvent::Data(chunk));
+                self.check_health();
             }
             Phase::Detecting(attempt) => {
                 attempt.seen.feed(&mut attempt.decoder, &chunk.bytes);
@@ -569,16 +583,17 @@ impl Link {
             Phase::Detecting(attempt) => {
                 let trying = attempt.trying;
                 let seen = attempt.seen.describe();
+                let kind = attempt.seen.kind();
                 // Say what a speed showed the first time and whenever it
                 // changes; cycling over the same silence says nothing new.
-                if self.last_report[index(trying)].as_deref() != Some(seen.as_str()) {
+                if self.last_report[index(trying)] != Some(kind) {
                     self.pending.push_back(LinkEvent::Notice(format!(
                         "auto: no {} frames at {} Bd in {} s: {seen}",
                         trying.as_str(),
                         trying.baud(),
                         window(trying).as_secs()
                     )));
-                    self.last_report[index(trying)] = Some(seen);
+                    self.last_report[index(trying)] = Some(kind);
                 }
                 let next = match trying {
                     Mode::Historic => Mode::Standard,
@@ -587,29 +602,37 @@ impl Link {
                 self.phase = Phase::Detecting(Attempt::new(next));
                 self.set_speed(next);
             }
-            Phase::Settled(mode, health) => {
-                let mode = *mode;
-                if health.reported || health.last_valid.elapsed() < QUIET_AFTER {
-                    return;
-                }
-                health.reported = true;
-                let quiet = health.last_valid.elapsed().as_secs();
-                let seen = health.since.describe();
-                let silent = health.since.bytes == 0;
-                if self.choice == ModeChoice::Auto && !silent {
-                    self.pending.push_back(LinkEvent::Notice(format!(
-                        "no valid {} group for {quiet} s: {seen}; detecting the mode again",
-                        mode.as_str()
-                    )));
-                    self.pending.push_back(LinkEvent::Break);
-                    self.phase = Phase::Detecting(Attempt::new(mode));
-                } else {
-                    self.pending.push_back(LinkEvent::Notice(format!(
-                        "no valid {} group for {quiet} s: {seen}",
-                        mode.as_str()
-                    )));
-                }
-            }
+            Phase::Settled(..) => self.check_health(),
+        }
+    }
+
+    /// Once settled: say when valid groups stopped for [`QUIET_AFTER`]; in
+    /// `auto`, detect again if bytes kept coming. Called on every chunk too,
+    /// since a steady flow of garbage keeps the read timer from firing.
+    fn check_health(&mut self) {
+        let Phase::Settled(mode, health) = &mut self.phase else {
+            return;
+        };
+        let mode = *mode;
+        if health.reported || health.last_valid.elapsed() < QUIET_AFTER {
+            return;
+        }
+        health.reported = true;
+        let quiet = health.last_valid.elapsed().as_secs();
+        let seen = health.since.describe();
+        let silent = health.since.bytes == 0;
+        if self.choice == ModeChoice::Auto && !silent {
+            self.pending.push_back(LinkEvent::Notice(format!(
+                "no valid {} group for {quiet} s: {seen}; detecting the mode again",
+                mode.as_str()
+            )));
+            self.pending.push_back(LinkEvent::Break);
+            self.phase = Phase::Detecting(Attempt::new(mode));
+        } else {
+            self.pending.push_back(LinkEvent::Notice(format!(
+                "no valid {} group for {quiet} s: {seen}",
+                mode.as_str()
+            )));
         }
     }
 }
@@ -678,6 +701,121 @@ mod tests {
         ));
         // 3 and 3: a tie decides nothing; the next groups will.
         assert_eq!(observe(&bytes).settled(), None);
+    }
+
+    fn notices(link: &mut Link) -> Vec<String> {
+        link.pending
+            .drain(..)
+            .filter_map(|e| match e {
+                LinkEvent::Notice(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn settled_long_ago(choice: ModeChoice, mode: Mode) -> Link {
+        let mut link = Link::new(PathBuf::from("/dev/ttyTEST"), choice);
+        let mut health = Health::new();
+        health.last_valid = Instant::now() - QUIET_AFTER - Duration::from_secs(1);
+        link.phase = Phase::Settled(mode, health);
+        link
+    }
+
+    fn chunk(bytes: &[u8]) -> Chunk {
+        Chunk {
+            at: SystemTime::now(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn auto_detects_again_after_a_long_spell_of_garbage() {
+        let mut link = settled_long_ago(ModeChoice::Auto, Mode::Historic);
+        link.on_chunk(chunk(b"\x7f\x1f\x55 garbage at the wrong speed"));
+        assert!(matches!(link.pending.front(), Some(LinkEvent::Data(_))));
+        assert!(
+            matches!(link.pending.back(), Some(LinkEvent::Break)),
+            "{:?}",
+            link.pending
+        );
+        let said = notices(&mut link);
+        assert_eq!(said.len(), 1);
+        assert!(said[0].contains("detecting the mode again"), "{said:?}");
+        assert_eq!(link.mode(), None);
+    }
+
+    #[test]
+    fn silence_is_reported_once_and_keeps_the_mode() {
+        let mut link = settled_long_ago(ModeChoice::Auto, Mode::Standard);
+        link.on_timer();
+        link.on_timer();
+        let said = notices(&mut link);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("silence"), "{said:?}");
+        assert_eq!(link.mode(), Some(Mode::Standard));
+        // Valid groups again: said once.
+        let good = frame(Mode::Standard, &[("SINSTS", "00420")]);
+        link.on_chunk(chunk(&good));
+        let said = notices(&mut link);
+        assert_eq!(said, ["valid standard groups again"]);
+    }
+
+    #[test]
+    fn a_fixed_mode_is_kept_through_garbage() {
+        let mut link = settled_long_ago(ModeChoice::Historic, Mode::Historic);
+        link.on_chunk(chunk(b"garbage"));
+        link.on_chunk(chunk(b"more garbage"));
+        let said = notices(&mut link);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("garbage"), "{said:?}");
+        assert_eq!(link.mode(), Some(Mode::Historic));
+    }
+
+    #[test]
+    fn detection_alternates_speeds_and_reports_changes_only() {
+        let mut link = Link::new(PathBuf::from("/dev/ttyTEST"), ModeChoice::Auto);
+        let trying = |link: &Link| match &link.phase {
+            Phase::Detecting(a) => a.trying,
+            Phase::Settled(..) => panic!("settled"),
+        };
+        assert_eq!(trying(&link), Mode::Historic);
+        link.on_timer();
+        assert_eq!(trying(&link), Mode::Standard);
+        link.on_timer();
+        assert_eq!(trying(&link), Mode::Historic);
+        // Silence again at both speeds: nothing new to say.
+        link.on_timer();
+        link.on_timer();
+        let said = notices(&mut link);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("1200 Bd") && said[0].contains("silence"));
+        assert!(said[1].contains("9600 Bd") && said[1].contains("silence"));
+        // Garbage of a different length is still garbage: said once.
+        for n in [10, 20] {
+            link.on_chunk(chunk(&vec![b'x'; n]));
+            link.on_timer();
+            link.on_timer();
+        }
+        let said = notices(&mut link);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("garbage"), "{said:?}");
+        // Valid groups: settled, and the window's bytes are handed out.
+        let good = frame(
+            Mode::Standard,
+            &[("VTIC", "02"), ("SINSTS", "00420"), ("IRMS1", "002")],
+        );
+        link.on_chunk(chunk(&good));
+        assert_eq!(link.mode(), Some(Mode::Standard));
+        let data: Vec<u8> = link
+            .pending
+            .iter()
+            .filter_map(|e| match e {
+                LinkEvent::Data(c) => Some(c.bytes.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(data, good);
     }
 
     #[test]

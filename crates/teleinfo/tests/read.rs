@@ -728,6 +728,7 @@ fn a_plain_file_is_not_a_serial_port() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("not a serial port"), "{stderr}");
 }
 
 #[test]

@@ -83,26 +83,56 @@ impl<'b, F: MultiwriteNorFlash> FlashStore<'b, F> {
         range: Range<u32>,
         buffers: &'b mut FlashBuffers,
     ) -> Result<Self, StoreError<FlashError<F>>> {
-        let capacity = (range.end - range.start) as usize;
+        let mut store = Self::open(flash, range, buffers)?;
+        store.count().await?;
+        Ok(store)
+    }
+
+    /// Like [`mount`](Self::mount), but a queue that cannot be read is
+    /// erased instead of failing: a device must keep queueing new frames.
+    /// The flag tells whether an erase happened (to be reported).
+    pub async fn mount_or_erase(
+        flash: F,
+        range: Range<u32>,
+        buffers: &'b mut FlashBuffers,
+    ) -> Result<(Self, bool), StoreError<FlashError<F>>> {
+        let mut store = Self::open(flash, range, buffers)?;
+        match store.count().await {
+            Ok(()) => Ok((store, false)),
+            Err(_) => {
+                store.erase_all().await?;
+                Ok((store, true))
+            }
+        }
+    }
+
+    fn open(
+        flash: F,
+        range: Range<u32>,
+        buffers: &'b mut FlashBuffers,
+    ) -> Result<Self, StoreError<FlashError<F>>> {
+        let capacity = range.end.saturating_sub(range.start) as usize;
         let config = QueueConfig::try_new(range).map_err(|_| StoreError::TooBig)?;
-        let mut store = FlashStore {
+        Ok(FlashStore {
             queue: QueueStorage::new(flash, config, Cache::new_uncached()),
             frames: 0,
             used: 0,
             capacity,
             buffers,
-        };
+        })
+    }
+
+    async fn count(&mut self) -> Result<(), StoreError<FlashError<F>>> {
         let overhead = Queue::<F>::item_overhead_size() as usize;
-        let mut iter = store.queue.iter().await.map_err(backend)?;
-        while let Some(entry) = iter
-            .next(&mut store.buffers.record)
-            .await
-            .map_err(backend)?
-        {
-            store.frames += 1;
-            store.used += entry.len() + overhead;
+        let (mut frames, mut used) = (0, 0);
+        let mut iter = self.queue.iter().await.map_err(backend)?;
+        while let Some(entry) = iter.next(&mut self.buffers.record).await.map_err(backend)? {
+            frames += 1;
+            used += entry.len() + overhead;
         }
-        Ok(store)
+        self.frames = frames;
+        self.used = used;
+        Ok(())
     }
 
     /// Gives the flash and the buffers back (to remount, or to simulate a

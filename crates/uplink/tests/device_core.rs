@@ -445,3 +445,39 @@ fn single_bad_group_right_after_locking_changes_nothing() {
     assert_eq!(receiver.line_mode(), LineMode::Historic);
     assert!(receiver.counters().get(Counter::RejectedGroups) > 0);
 }
+
+/// The firmware's 4 MB partition table gives the queue 0x330000 bytes: how
+/// many frames of the sizes in tic-protocol.md §1.6 fit, and for how long.
+#[test]
+fn queue_partition_holds_an_hour_of_standard_frames() {
+    const PARTITION: usize = 0x33_0000;
+    // (frame bytes, seconds between frames at 9600 Bd: bytes × 10 / 9600
+    // plus the 16.7–33.4 ms inter-frame gap)
+    for (frame_bytes, period_s, min_minutes) in [(865usize, 0.926, 60.0), (1264, 1.342, 50.0)] {
+        let buffers = Box::leak(Box::new(FlashBuffers::new()));
+        let mut store = block_on(FlashStore::mount(
+            MockFlash::new(PARTITION),
+            0..PARTITION as u32,
+            buffers,
+        ))
+        .unwrap();
+        let frame: Vec<u8> = (0..frame_bytes).map(|i| b'0' + (i % 10) as u8).collect();
+        let mut seq = 0;
+        loop {
+            let f = uplink::QueuedFrame {
+                boot_id: 1,
+                seq,
+                device_time_unix_ms: Some(1),
+                bytes: &frame,
+            };
+            match block_on(store.push(&f)) {
+                Ok(()) => seq += 1,
+                Err(uplink::StoreError::Full) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let minutes = f64::from(seq) * period_s / 60.0;
+        println!("{frame_bytes}-byte frames: {seq} fit, {minutes:.1} minutes");
+        assert!(minutes >= min_minutes, "{frame_bytes}: {minutes:.1} min");
+    }
+}

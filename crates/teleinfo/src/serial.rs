@@ -504,12 +504,12 @@ impl Link {
     fn lost(&mut self, cause: String) {
         self.port = None;
         self.lost_at = Some(Instant::now());
-        self.pending.push_back(LinkEvent::Break);
         self.pending.push_back(LinkEvent::Notice(format!(
             "lost {}: {cause}; reopening it every {} s",
             self.path.display(),
             RETRY_EVERY.as_secs()
         )));
+        self.pending.push_back(LinkEvent::Break);
     }
 
     fn set_speed(&mut self, mode: Mode) {

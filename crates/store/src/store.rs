@@ -1375,11 +1375,20 @@ fn scan_level(
     acc: &mut [Option<Agg>],
 ) -> Result<()> {
     let (from, to) = (segs[0].from, segs[segs.len() - 1].to);
-    let mut st = c.prepare_cached(
-        "SELECT start_ts, end_ts, data FROM chunks
-         WHERE series_id = ?1 AND level = ?2 AND end_ts >= ?3 AND start_ts < ?4 ORDER BY end_ts",
-    )?;
-    let mut rows = st.query(params![sid, level as i64, from, to])?;
+    // Chunk metadata first (no blob: SQLite would read every blob's overflow pages), then
+    // the blobs of the chunks that overlap a segment.
+    let mut meta: Vec<(i64, i64, i64)> = Vec::new();
+    {
+        let mut st = c.prepare_cached(
+            "SELECT rowid, start_ts, end_ts FROM chunks
+             WHERE series_id = ?1 AND level = ?2 AND end_ts >= ?3 AND start_ts < ?4 ORDER BY end_ts",
+        )?;
+        let mut rows = st.query(params![sid, level as i64, from, to])?;
+        while let Some(r) = rows.next()? {
+            meta.push((r.get(0)?, r.get(1)?, r.get(2)?));
+        }
+    }
+    let mut blob_st = c.prepare_cached("SELECT data FROM chunks WHERE rowid = ?1")?;
     // `k` only moves forward: chunks and the rows inside them come in time order.
     let mut k = 0;
     let mut put = |t: i64, a: &Agg| {
@@ -1391,8 +1400,7 @@ fn scan_level(
         }
     };
     let mut probe = 0;
-    while let Some(r) = rows.next()? {
-        let (start, end): (i64, i64) = (r.get(0)?, r.get(1)?);
+    for (rowid, start, end) in meta {
         while probe < segs.len() && segs[probe].to <= start {
             probe += 1;
         }
@@ -1402,7 +1410,8 @@ fn scan_level(
         if segs[probe].from > end {
             continue;
         }
-        let blob = r.get_ref(2)?.as_blob()?;
+        let blob: Vec<u8> = blob_st.query_row([rowid], |r| r.get(0))?;
+        let blob = &blob[..];
         if level == 0 {
             let (ts, val) = codec::decode_raw(blob)?;
             for i in ts.partition_point(|&t| t < segs[probe].from)..ts.len() {

@@ -481,3 +481,68 @@ fn queue_partition_holds_an_hour_of_standard_frames() {
         assert!(minutes >= min_minutes, "{frame_bytes}: {minutes:.1} min");
     }
 }
+
+#[test]
+fn full_flash_evicts_oldest_first_through_both_tiers() {
+    let mut server = MockServer::default();
+    let mut line = SimLine::new(MeterMode::Standard, 31);
+    // 64 KiB of flash (16 pages) behind a 32 KiB RAM tier that spills
+    // everything beyond 4 KiB: the outage overflows both.
+    let flash = {
+        let buffers = Box::leak(Box::new(FlashBuffers::new()));
+        block_on(FlashStore::mount(
+            MockFlash::new(64 * 1024),
+            0..64 * 1024,
+            buffers,
+        ))
+        .unwrap()
+    };
+    let store: DeviceStore = Tiered::new(RamStore::new(), flash, 4 * 1024);
+    let mut device = Device::boot(store, 0xB007_0008, 0);
+    let mut now = 0;
+    while now < 5 * 60_000 {
+        now += STEP_MS;
+        let mut transport = MockTransport {
+            server: &mut server,
+            down: (30_000..4 * 60_000).contains(&now),
+        };
+        device.step(now, &mut line, &mut transport);
+    }
+    let mut transport = MockTransport {
+        server: &mut server,
+        down: false,
+    };
+    device.drain(now, &mut transport);
+    let boot = 0xB007_0008;
+    let evicted = device.uplink.counters().get(Counter::EvictedFrames);
+    assert!(evicted > 100, "{evicted}");
+    let stored: Vec<u32> = server.stored[&boot].keys().copied().collect();
+    assert_eq!(stored.len() as u32 + evicted, device.queued.len() as u32);
+    // What survived is the newest frames plus those sent before the outage,
+    // each exactly as queued, in order.
+    assert!(stored.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(*stored.last().unwrap() + 1, device.queued.len() as u32);
+    for seq in &stored {
+        assert_eq!(server.stored[&boot][seq], device.queued[*seq as usize].2);
+    }
+    let lost: u32 = server.gaps[&boot].iter().map(|(a, b)| b - a).sum();
+    assert_eq!(lost, evicted);
+}
+
+#[test]
+fn idle_device_sends_telemetry_heartbeats() {
+    let mut server = MockServer::default();
+    let mut device = Device::boot(RamStore::<4096>::new(), 0xB007_0009, 0);
+    let mut now = 0;
+    // No meter connected: only heartbeats, one a minute.
+    while now < 5 * 60_000 + STEP_MS {
+        now += STEP_MS;
+        let mut transport = MockTransport {
+            server: &mut server,
+            down: false,
+        };
+        device.send(now, &mut transport);
+    }
+    assert_eq!(server.posts, 5);
+    assert!(server.stored.values().all(|frames| frames.is_empty()));
+}

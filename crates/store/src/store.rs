@@ -382,6 +382,15 @@ impl Store {
             }
         }
 
+        // The first write created `<db>-wal`: make its directory entry durable too (SQLite
+        // fsyncs file contents, not the directory on every platform).
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+
         let mut registry = Registry::default();
         {
             let mut st = conn.prepare("SELECT id, metric, tags FROM series")?;

@@ -5,7 +5,8 @@
 //!
 //! * [`wire`]: the batch body a device POSTs (versioned, bounded, binary),
 //!   with [`BatchWriter`] and [`decode_batch`]; [`ack`]: the server's reply.
-//!   Both are specified byte by byte in `docs/uplink.md`.
+//!   Both are specified byte by byte in `docs/uplink.md`; [`plan_batch`] is
+//!   the server's side of the ack semantics (skip, gap, ack to send).
 //! * [`Uplink`]: the device's queue logic — sequence numbers, batching by
 //!   size and age, acks, retry with backoff and jitter, bounded capacity with
 //!   counted oldest-first eviction — over a [`FrameStore`] ([`RamStore`],
@@ -28,6 +29,7 @@ pub mod device;
 pub mod flash;
 pub mod http;
 pub mod line;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tiered;
@@ -43,6 +45,7 @@ pub use device::{
 #[cfg(feature = "flash")]
 pub use flash::{FlashBuffers, FlashStore};
 pub use line::{LineReceiver, ReceivedFrame};
+pub use server::{plan_batch, BatchPlan};
 pub use store::{FrameStore, QueuedFrame, RamStore, StoreError};
 pub use telemetry::Counters;
 pub use tiered::{TierError, Tiered};

@@ -264,28 +264,29 @@ impl MockServer {
             .counter(uplink::Counter::EvictedFrames);
         let frames = self.stored.entry(boot).or_default();
         let acked = self.acked.get(&boot).copied();
-        let mut durable = acked;
-        if batch.frame_count() > 0 {
-            let first = batch.header.first_seq;
-            let expected = acked.map_or(0, |a| a + 1);
-            if first > expected {
-                // The device evicted [expected, first): settled as lost.
-                self.gaps.entry(boot).or_default().push((expected, first));
-            }
-            for f in batch.frames() {
-                match frames.entry(f.seq) {
-                    std::collections::btree_map::Entry::Occupied(e) => {
-                        self.duplicates += 1;
-                        assert_eq!(e.get(), f.bytes, "same key, different frame");
-                    }
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(f.bytes.to_vec());
-                    }
+        let plan = uplink::plan_batch(acked, batch.header.first_seq, batch.frame_count());
+        if let Some(lost) = plan.lost.clone() {
+            self.gaps
+                .entry(boot)
+                .or_default()
+                .push((lost.start, lost.end));
+        }
+        self.duplicates += plan.skip_frames as u64;
+        for (i, f) in batch.frames().enumerate() {
+            match frames.entry(f.seq) {
+                std::collections::btree_map::Entry::Occupied(e) => {
+                    assert!(i < plan.skip_frames, "stored frame {} not skipped", f.seq);
+                    assert_eq!(e.get(), f.bytes, "same key, different frame");
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    assert!(i >= plan.skip_frames, "frame {} skipped but new", f.seq);
+                    e.insert(f.bytes.to_vec());
                 }
             }
-            let last = batch.last_seq().unwrap();
-            durable = Some(durable.map_or(last, |d| d.max(last)));
-            self.acked.insert(boot, durable.unwrap());
+        }
+        let durable = plan.durable_through_after;
+        if let Some(d) = durable {
+            self.acked.insert(boot, d);
         }
         if let Some(n) = self.lose_reply_every {
             if self.posts % n == 0 {

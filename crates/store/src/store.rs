@@ -25,6 +25,8 @@ const TOP_LEVEL: usize = 2;
 /// (720 rows).
 const ROLLUP_CHUNK_SPAN_MS: [i64; 3] = [0, 86_400_000, 30 * 86_400_000];
 const RAW_BLOCK_FRAMES: usize = 4096;
+/// Most points committed in one group commit.
+const MAX_GROUP_POINTS: usize = 4_000_000;
 const SCHEMA_VERSION: i64 = 1;
 /// zstd level of raw-frame blocks: 9 gives ~49x on standard-mode frames (level 3: 33x,
 /// level 6: 42x) and runs at checkpoint time only.
@@ -385,7 +387,11 @@ impl Store {
         // The first write created `<db>-wal`: make its directory entry durable too (SQLite
         // fsyncs file contents, not the directory on every platform).
         if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -614,10 +620,25 @@ impl Store {
             }
             if !q.leader {
                 q.leader = true;
-                let group = std::mem::take(&mut q.pending);
+                // Bound one group's size (memory, transaction size); the rest waits for the
+                // next leader.
+                let mut n = 0;
+                let mut points = 0;
+                while n < q.pending.len()
+                    && (n == 0 || points + q.pending[n].1.ts.len() <= MAX_GROUP_POINTS)
+                {
+                    points += q.pending[n].1.ts.len();
+                    n += 1;
+                }
+                let group: Vec<(u64, WriteBatch)> = q.pending.drain(..n).collect();
                 drop(q);
                 let tickets: Vec<u64> = group.iter().map(|g| g.0).collect();
-                let results = match self.commit_group(group) {
+                // A panic must not leave `leader` set (every writer would wait forever).
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.commit_group(group)
+                }))
+                .unwrap_or_else(|_| Err(StoreError::CommitFailed("internal panic".into())));
+                let results = match outcome {
                     Ok(r) => r.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => {
                         let msg = e.to_string();

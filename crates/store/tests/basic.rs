@@ -351,3 +351,36 @@ fn concurrent_writers_group_commit() {
         );
     }
 }
+
+#[test]
+fn local_day_buckets_and_maintenance() {
+    let dir = TempDir::new("local");
+    let cfg = StoreConfig {
+        head_max_age: std::time::Duration::ZERO,
+        ..StoreConfig::default()
+    };
+    let s = Store::open(dir.db(), cfg).unwrap();
+    let id = s.series_id(&key("SINSTS")).unwrap();
+    // 2026-10-24T22:00Z = 2026-10-25 00:00 Paris (summer time); that local day lasts 25 h.
+    let start = "2026-10-24T22:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let mut b = WriteBatch::new();
+    for m in 0..(49 * 60) {
+        b.add_point(id, start + m * 60_000, 1.0).unwrap();
+    }
+    s.write(b).unwrap(); // head_max_age = 0: checkpointed right away
+    assert_eq!(s.stats().unwrap().head_points, 0);
+    s.maintenance().unwrap();
+    let local = Bucketing::Local {
+        period: Period::Day,
+        tz: "Europe/Paris".into(),
+    };
+    let days = s
+        .aggregate(id, start, start + 49 * 3_600_000, &local)
+        .unwrap();
+    let counts: Vec<u64> = days.iter().map(|d| d.agg.map_or(0, |a| a.count)).collect();
+    assert_eq!(counts, vec![25 * 60, 24 * 60]);
+    assert_eq!(days[0].end_ms - days[0].start_ms, 25 * 3_600_000);
+}

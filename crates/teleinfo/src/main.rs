@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole pipeline with no hardware: virtual meters, decoded live.
+    Demo(cmd::demo::Args),
     /// Decode a TIC capture (file or stdin) and print its frames.
     Decode(cmd::decode::Args),
     /// Read a TIC dongle or UART live (7E1, 1200/9600 Bd, mode detected),
@@ -32,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Read(args) => cmd::read::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),

@@ -264,6 +264,9 @@ impl<S: FrameStore> Uplink<S> {
             return Err(EnqueueError::Oversize);
         }
         let seq = self.next_seq;
+        // Checked before storing, so a frame is never stored under a number
+        // that would be handed out again.
+        let next_seq = seq.checked_add(1).ok_or(EnqueueError::SequenceExhausted)?;
         let frame = QueuedFrame {
             boot_id: self.boot_id,
             seq,
@@ -295,10 +298,7 @@ impl<S: FrameStore> Uplink<S> {
                 }
             }
         }
-        self.next_seq = self
-            .next_seq
-            .checked_add(1)
-            .ok_or(EnqueueError::SequenceExhausted)?;
+        self.next_seq = next_seq;
         self.counters.bump(Counter::QueuedFrames);
         self.pending_since_ms.get_or_insert(now_ms);
         Ok(seq)

@@ -181,8 +181,18 @@ impl Decoder {
             let end = scanned.end;
             if end <= MAX_CONTENT && rest.get(end) == Some(&CR) {
                 let content = &rest[..end];
-                let result = parse_clean(content, &scanned, self.options.historic_mode2);
-                return (end + 2, Some(account(&mut self.frame, result, content)));
+                // The valid group is built straight into the returned event
+                // (the general `account` goes through a temporary that the
+                // compiler copies with mismatched widths, a store-forwarding
+                // stall on every group).
+                return match parse_clean(content, &scanned, self.options.historic_mode2) {
+                    Ok(group) if self.frame.mode.is_none_or(|m| m == group.mode) => {
+                        self.frame.mode = Some(group.mode);
+                        self.frame.valid_groups = self.frame.valid_groups.saturating_add(1);
+                        (end + 2, Some(Event::Group(group)))
+                    }
+                    result => (end + 2, Some(account(&mut self.frame, result, content))),
+                };
             }
         }
         self.feed_bytes(input)

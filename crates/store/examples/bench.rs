@@ -563,6 +563,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
 
+    if !args.iter().any(|a| a == "--dir") {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     println!("{:w$} | result", "measurement");
     println!("{}-|-{}", "-".repeat(w), "-".repeat(40));

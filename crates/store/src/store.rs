@@ -964,6 +964,29 @@ impl Store {
         })
     }
 
+    /// The newest point of a series (for live views), or `None` if it has none.
+    pub fn last_point(&self, series: SeriesId) -> Result<Option<(i64, f64)>> {
+        self.with_snapshot(series, |c, hts, hval| {
+            let mut best: Option<(i64, f64)> = hts.last().copied().zip(hval.last().copied());
+            let blob: Option<Vec<u8>> = c
+                .prepare_cached(
+                    "SELECT data FROM chunks WHERE series_id = ?1 AND level = 0
+                     ORDER BY end_ts DESC LIMIT 1",
+                )?
+                .query_row([series.0], |r| r.get(0))
+                .optional()?;
+            if let Some(blob) = blob {
+                let (ts, val) = codec::decode_raw(&blob)?;
+                if let (Some(&t), Some(&v)) = (ts.last(), val.last()) {
+                    if best.is_none_or(|b| t > b.0) {
+                        best = Some((t, v));
+                    }
+                }
+            }
+            Ok(best)
+        })
+    }
+
     /// Summaries of the buckets `[b[i], b[i+1])` of a series.
     ///
     /// Each bucket is decomposed into whole hours (answered from hourly rollups), whole

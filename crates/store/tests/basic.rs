@@ -69,8 +69,11 @@ fn overwrite_and_out_of_order() {
     s.write(b).unwrap();
     let p = s.read_range(id, 0, T0 + 1_000_000).unwrap();
     assert_eq!(p.ts_ms.len(), 102);
+    assert_eq!(s.last_point(id).unwrap(), Some((T0 + 500_000, 2.0)));
     assert_eq!(p.values[0], 1.0);
     assert_eq!(p.values[51], 999.0);
+    s.checkpoint().unwrap();
+    assert_eq!(s.last_point(id).unwrap(), Some((T0 + 500_000, 2.0)));
     // Aggregates see the overwrite exactly once (the dirty series is checkpointed first).
     let agg = s
         .aggregate(

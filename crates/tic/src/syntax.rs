@@ -374,3 +374,145 @@ impl DataFormat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// A small deterministic generator, so that failures reproduce.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u8 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 56) as u8
+        }
+
+        /// Bytes biased towards the classes the scan tells apart.
+        fn byte(&mut self) -> u8 {
+            match self.next() % 8 {
+                0 => HT,
+                1 => SP,
+                2 => self.next(),
+                3 => [0x00, 0x0A, 0x0D, 0x1F, 0x7E, 0x7F, 0x80, 0x89, 0xA0, 0xFF]
+                    [self.next() as usize % 10],
+                _ => b'0' + self.next() % 43,
+            }
+        }
+    }
+
+    /// The scan, one byte at a time.
+    fn naive_scan(bytes: &[u8], limit: usize) -> (usize, u32, u64) {
+        let (mut end, mut total, mut ht) = (0, 0u32, 0u64);
+        for &b in bytes {
+            if end >= limit || is_outside(b) {
+                break;
+            }
+            if end < MASK_BITS && b == HT {
+                ht |= 1 << end;
+            }
+            total += b as u32;
+            end += 1;
+        }
+        (end, total, ht)
+    }
+
+    #[test]
+    fn word_classification_is_exact_for_every_byte_at_every_position() {
+        for b in 0..=255u8 {
+            for k in 0..8 {
+                for filler in [b'A', HT, 0x00, 0xFF, 0x7F, b' '] {
+                    let mut bytes = [filler; 8];
+                    bytes[k] = b;
+                    let (outside, ht) = classify(u64::from_le_bytes(bytes));
+                    for (i, &x) in bytes.iter().enumerate() {
+                        assert_eq!(
+                            outside >> (8 * i + 7) & 1 == 1,
+                            is_outside(x),
+                            "{b:#x} at {k}"
+                        );
+                        assert_eq!(ht >> (8 * i + 7) & 1 == 1, x == HT, "{b:#x} at {k}");
+                    }
+                    assert_eq!(
+                        byte_sum(u64::from_le_bytes(bytes)),
+                        bytes.iter().map(|&x| x as u32).sum()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scan_matches_the_byte_by_byte_scan() {
+        let mut rng = Lcg(1);
+        for _ in 0..20_000 {
+            let len = rng.next() as usize % 200;
+            // Mostly group bytes, so that scans run long.
+            let clean = rng.next() % 2 == 0;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = rng.byte();
+                    if clean && is_outside(b) {
+                        b'Z'
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            for limit in [usize::MAX, 127, 5] {
+                let s = scan(&bytes, limit);
+                let (end, total, ht) = naive_scan(&bytes, limit);
+                if end < limit {
+                    assert_eq!((s.end, s.total), (end, total), "{bytes:?}");
+                    assert_eq!(s.ht & first_bits(end), ht, "{bytes:?}");
+                } else {
+                    // Stopped at the limit: only "not within the limit" matters.
+                    assert!(s.end >= limit, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn masked_split_matches_scalar_split() {
+        let mut rng = Lcg(2);
+        for _ in 0..50_000 {
+            let len = rng.next() as usize % (MASK_BITS + 1);
+            let body: Vec<u8> = (0..len)
+                .map(|_| match rng.next() % 6 {
+                    0 => HT,
+                    1 => SP,
+                    _ => b'A' + rng.next() % 26,
+                })
+                .collect();
+            let s = scan(&body, usize::MAX);
+            for mode in [Mode::Historic, Mode::Standard] {
+                assert_eq!(
+                    split_masked(mode, &body, &s),
+                    split_scalar(mode, &body),
+                    "{mode:?} {body:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_groups_use_the_scalar_split() {
+        // A value long enough that the body passes the mask, with HT beyond it.
+        let mut content = b"LABEL\t".to_vec();
+        content.extend(core::iter::repeat_n(b'x', 70));
+        content.push(HT);
+        content.extend_from_slice(b"v\t");
+        let sum = content.iter().map(|&b| b as u32).sum::<u32>();
+        content.push(finish(sum));
+        assert_eq!(
+            parse_group(&content, false),
+            Err(GroupError::Horodate(crate::HorodateError::Length))
+        );
+    }
+}

@@ -332,10 +332,10 @@ impl Decoder {
 // rather than through the stack (a store-forwarding stall in profiles).
 #[inline(always)]
 /// `content` is the group's, for the mode its separator suggests when it fails.
-fn account<'a, 'c>(
+fn account<'a>(
     frame: &mut FrameStats,
     result: Result<Group<'a>, GroupError>,
-    content: &'c [u8],
+    content: &[u8],
 ) -> Event<'a> {
     match result {
         Ok(group) => match frame.mode {

@@ -159,7 +159,7 @@ fn classify(x: u64) -> (u64, u64) {
     let low7 = x & LOW7;
     let at_least_20 = (low7 + 0x60 * ONES) & HIGH;
     let is_7f = (low7 + ONES) & HIGH;
-    let ht = !((low7 ^ HT as u64 * ONES) + LOW7) & HIGH & !high;
+    let ht = !((low7 ^ (HT as u64 * ONES)) + LOW7) & HIGH & !high;
     let inside = ((at_least_20 & !is_7f) | ht) & !high;
     (!inside & HIGH, ht)
 }

@@ -363,10 +363,12 @@ impl Injector {
         let mut bytes: Vec<u8> = clean.to_vec();
         let mut origin: Vec<Origin> = (0..clean.len() as u32).map(Origin::Clean).collect();
         let mut pending: Vec<Pending> = Vec::new();
+        // Spans are in byte order: binary search.
         let group_of = |j: u32| {
-            spans
-                .iter()
-                .position(|s| (s.start as u32) <= j && j < s.end as u32)
+            let g = spans
+                .partition_point(|s| s.start as u32 <= j)
+                .checked_sub(1)?;
+            (j < spans[g].end as u32).then_some(g)
         };
 
         // 1. EOT interruption after a group, or a truncation anywhere.
@@ -485,6 +487,11 @@ impl Injector {
             }
         }
 
+        if pending.is_empty() {
+            // An untouched frame ends with ETX (or the meter's own EOT).
+            self.state = RefState::Idle;
+            return (bytes, Vec::new());
+        }
         // Reference framing of the damaged bytes: which clean groups are
         // published intact, and which byte ranges form groups that pass the
         // checks while damaged.
@@ -505,22 +512,25 @@ impl Injector {
                     let content: Vec<u8> =
                         bytes[group_start + 1..i].iter().map(|b| b & 0x7F).collect();
                     if tic::parse_group(&content, false).is_ok() {
-                        let first = origin[group_start];
-                        let clean_group = match first {
+                        // Published: intact if it ends on a clean group's CR with
+                        // exactly that group's content (noise before an LF is
+                        // cut off by the LF and does not matter).
+                        // (or a burst starting with CR right before the group's own CR).
+                        let by_cr = match origin[i] {
+                            Origin::Clean(j) => spans.iter().position(|s| s.end as u32 == j + 1),
+                            _ => None,
+                        };
+                        let by_lf = match origin[group_start] {
                             Origin::Clean(j) => spans.iter().position(|s| s.start as u32 == j),
                             _ => None,
                         };
-                        let same = clean_group.is_some_and(|g| {
-                            let s = spans[g];
-                            i + 1 - group_start == s.end - s.start
-                                && (group_start..=i).all(|k| {
-                                    origin[k] == Origin::Clean((s.start + k - group_start) as u32)
-                                        && bytes[k] & 0x7F == clean[s.start + k - group_start]
-                                })
-                        });
-                        match (same, clean_group) {
-                            (true, Some(g)) => intact[g] = true,
-                            _ => undetectable.push((group_start, i)),
+                        let same = [by_cr, by_lf]
+                            .into_iter()
+                            .flatten()
+                            .find(|&g| clean[spans[g].start + 1..spans[g].end - 1] == content[..]);
+                        match same {
+                            Some(g) => intact[g] = true,
+                            None => undetectable.push((group_start, i)),
                         }
                     }
                     RefState::InFrame
@@ -572,15 +582,15 @@ impl Injector {
                 }
             }
         };
-        let present = |s: &GroupSpan| {
-            origin.iter().any(
-                |&o| matches!(o, Origin::Clean(k) if (s.start as u32..s.end as u32).contains(&k)),
-            )
-        };
-        let all_intact = spans
-            .iter()
-            .enumerate()
-            .all(|(g, s)| intact[g] || !present(s));
+        let mut present = vec![false; spans.len()];
+        for &o in &origin {
+            if let Origin::Clean(j) = o {
+                if let Some(g) = group_of(j) {
+                    present[g] = true;
+                }
+            }
+        }
+        let all_intact = (0..spans.len()).all(|g| intact[g] || !present[g]);
         let records = pending
             .into_iter()
             .map(|p| {

@@ -29,6 +29,11 @@ enum Command {
     /// A virtual Linky: write realistic TIC frames (both modes, every meter
     /// variant and contract, faults) to stdout, a file, TCP or a pseudo-terminal.
     Simulate(cmd::simulate::Args),
+    /// Run the server: uplink, OpenTSDB and serial ingest into the embedded store, JSON and
+    /// OpenTSDB query APIs, live stream, metrics.
+    Serve(cmd::serve::Args),
+    /// Manage uplink device tokens (add, list, revoke).
+    Device(cmd::device::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,8 @@ fn main() -> ExitCode {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Read(args) => cmd::read::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Device(args) => cmd::device::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,5 +2,7 @@
 
 pub mod decode;
 pub mod demo;
+pub mod device;
 pub mod read;
+pub mod serve;
 pub mod simulate;

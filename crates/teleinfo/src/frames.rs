@@ -61,7 +61,11 @@ impl FrameCollector {
     }
 
     /// Feeds a chunk; calls `on_frame` for every frame that ends in it.
-    pub fn push(&mut self, mut input: &[u8], on_frame: &mut dyn FnMut(DecodedFrame, &[GroupError])) {
+    pub fn push(
+        &mut self,
+        mut input: &[u8],
+        on_frame: &mut dyn FnMut(DecodedFrame, &[GroupError]),
+    ) {
         while !input.is_empty() {
             let (used, event) = self.decoder.feed(input);
             input = &input[used..];
@@ -215,7 +219,11 @@ impl<W: Write> FrameWriter<W> {
         }
     }
 
-    pub fn write_frame(&mut self, frame: &DecodedFrame, rejections: &[GroupError]) -> io::Result<()> {
+    pub fn write_frame(
+        &mut self,
+        frame: &DecodedFrame,
+        rejections: &[GroupError],
+    ) -> io::Result<()> {
         self.frames += 1;
         self.stats.add(frame);
         match self.format {
@@ -372,13 +380,21 @@ impl CaptureStats {
         writeln!(
             out,
             "modes:             {}",
-            if modes.is_empty() { "none".into() } else { modes.join(", ") }
+            if modes.is_empty() {
+                "none".into()
+            } else {
+                modes.join(", ")
+            }
         )?;
         let meters: Vec<_> = self.meters.iter().map(String::as_str).collect();
         writeln!(
             out,
             "meters:            {}",
-            if meters.is_empty() { "none".into() } else { meters.join(", ") }
+            if meters.is_empty() {
+                "none".into()
+            } else {
+                meters.join(", ")
+            }
         )?;
         match self.span_unix_s {
             Some((lo, hi)) => {
@@ -391,7 +407,10 @@ impl CaptureStats {
                     hi - lo
                 )?;
             }
-            None => writeln!(out, "meter time span:   none (no DATE group; historic mode has none)")?,
+            None => writeln!(
+                out,
+                "meter time span:   none (no DATE group; historic mode has none)"
+            )?,
         }
         Ok(())
     }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "teleinfo", version, about = "Linky TIC: decode, read, simulate, store and graph")]
+#[command(
+    name = "teleinfo",
+    version,
+    about = "Linky TIC: decode, read, simulate, store and graph"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -29,7 +29,8 @@ fn jsonl(stdin: &[u8]) -> Vec<Value> {
 
 #[test]
 fn jsonl_contract_on_a_standard_frame() {
-    let frame = b"\x02\nADSC\t041776199277\tI\r\nDATE\tE170915101601\t\t>\r\nNGTF\t     TEMPO      \tF\r\
+    let frame =
+        b"\x02\nADSC\t041776199277\tI\r\nDATE\tE170915101601\t\t>\r\nNGTF\t     TEMPO      \tF\r\
                   \nDPM1\t 200214060000\t00\t\\\r\x03";
     let frames = jsonl(frame);
     assert_eq!(frames.len(), 1);
@@ -78,7 +79,10 @@ fn text_and_stats_formats() {
     let frame = b"\x02\nADCO 021861348497 L\r\nPAPP 00420 X\r\nPTEC HP..  \r\x03";
     let out = teleinfo(&["decode"], frame);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("frame 1: historic, complete, 2 groups, 1 rejected"), "{text}");
+    assert!(
+        text.contains("frame 1: historic, complete, 2 groups, 1 rejected"),
+        "{text}"
+    );
     assert!(text.contains("checksum mismatch"), "{text}");
     let out = teleinfo(&["decode", "--format", "stats", "-"], frame);
     let stats = String::from_utf8(out.stdout).unwrap();
@@ -89,14 +93,22 @@ fn text_and_stats_formats() {
 
 #[test]
 fn no_stx_means_no_output_and_a_diagnosis() {
-    let out = teleinfo(&["decode", "--format", "jsonl"], b"\nADCO 021861348497 L\r\nPTEC HP..  \r");
+    let out = teleinfo(
+        &["decode", "--format", "jsonl"],
+        b"\nADCO 021861348497 L\r\nPTEC HP..  \r",
+    );
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no frame found") && err.contains("2 valid TIC groups"), "{err}");
+    assert!(
+        err.contains("no frame found") && err.contains("2 valid TIC groups"),
+        "{err}"
+    );
     let out = teleinfo(&["decode"], &[0x55u8; 100]);
     assert!(out.status.success() && out.stdout.is_empty());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("no frame found"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("no frame found"));
 }
 
 #[test]
@@ -105,5 +117,8 @@ fn unreadable_file_is_one_line_naming_it() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("/nonexistent/capture.bin") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/capture.bin") && err.contains("No such file"),
+        "{err}"
+    );
 }

@@ -81,14 +81,7 @@ pub fn encode_group(
         (_, None) => None,
     };
     let sep = mode.separator();
-    let len = 1
-        + label.len()
-        + 1
-        + wire.map_or(0, |w| w.len() + 1)
-        + value.len()
-        + 1
-        + 1
-        + 1;
+    let len = 1 + label.len() + 1 + wire.map_or(0, |w| w.len() + 1) + value.len() + 1 + 1 + 1;
     if len > MAX_GROUP_LEN {
         return Err(EncodeError::TooLong);
     }

@@ -83,13 +83,11 @@ impl fmt::Display for GroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupError::Truncated => f.write_str("group cut before its CR"),
-            GroupError::TooLong => write!(
-                f,
-                "group longer than {} bytes",
-                crate::MAX_GROUP_LEN
-            ),
+            GroupError::TooLong => write!(f, "group longer than {} bytes", crate::MAX_GROUP_LEN),
             GroupError::InvalidByte => f.write_str("control or non-ASCII byte inside the group"),
-            GroupError::TooShort => f.write_str("group too short for label, separator and checksum"),
+            GroupError::TooShort => {
+                f.write_str("group too short for label, separator and checksum")
+            }
             GroupError::MissingSeparator => {
                 f.write_str("no SP or HT separator before the checksum")
             }
@@ -146,6 +144,9 @@ impl ErrorCounts {
 
     /// `(kind name, count)` for every kind, zeros included.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
-        GroupError::KIND_NAMES.iter().copied().zip(self.counts.iter().copied())
+        GroupError::KIND_NAMES
+            .iter()
+            .copied()
+            .zip(self.counts.iter().copied())
     }
 }

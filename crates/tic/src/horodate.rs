@@ -139,7 +139,11 @@ impl Horodate {
 
     /// The same instant in UTC (season `None`), when the season letter gives the offset.
     pub fn utc(&self) -> Option<Horodate> {
-        Some(Horodate::from_unix_s(self.unix_s()?, Season::None, self.degraded))
+        Some(Horodate::from_unix_s(
+            self.unix_s()?,
+            Season::None,
+            self.degraded,
+        ))
     }
 
     /// Builds a horodate from a Unix time as seen in the given season
@@ -248,7 +252,11 @@ pub fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u8;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u8;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u8;
     let year = year_of_era + era * 400 + if month <= 2 { 1 } else { 0 };
     (year, month, day)
 }
@@ -269,15 +277,39 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        assert_eq!(Horodate::parse(b"H230229120000"), Err(HorodateError::Impossible));
+        assert_eq!(
+            Horodate::parse(b"H230229120000"),
+            Err(HorodateError::Impossible)
+        );
         assert!(Horodate::parse(b"H240229120000").is_ok());
-        assert_eq!(Horodate::parse(b"H241301120000"), Err(HorodateError::Impossible));
-        assert_eq!(Horodate::parse(b"H240100120000"), Err(HorodateError::Impossible));
-        assert_eq!(Horodate::parse(b"H240101240000"), Err(HorodateError::Impossible));
-        assert_eq!(Horodate::parse(b"H240101236000"), Err(HorodateError::Impossible));
-        assert_eq!(Horodate::parse(b"H240101235960"), Err(HorodateError::Impossible));
-        assert_eq!(Horodate::parse(b"X240101000000"), Err(HorodateError::Season));
-        assert_eq!(Horodate::parse(b"H24010100000a"), Err(HorodateError::NotDigit));
+        assert_eq!(
+            Horodate::parse(b"H241301120000"),
+            Err(HorodateError::Impossible)
+        );
+        assert_eq!(
+            Horodate::parse(b"H240100120000"),
+            Err(HorodateError::Impossible)
+        );
+        assert_eq!(
+            Horodate::parse(b"H240101240000"),
+            Err(HorodateError::Impossible)
+        );
+        assert_eq!(
+            Horodate::parse(b"H240101236000"),
+            Err(HorodateError::Impossible)
+        );
+        assert_eq!(
+            Horodate::parse(b"H240101235960"),
+            Err(HorodateError::Impossible)
+        );
+        assert_eq!(
+            Horodate::parse(b"X240101000000"),
+            Err(HorodateError::Season)
+        );
+        assert_eq!(
+            Horodate::parse(b"H24010100000a"),
+            Err(HorodateError::NotDigit)
+        );
         assert_eq!(Horodate::parse(b"H2401010000"), Err(HorodateError::Length));
     }
 
@@ -290,7 +322,10 @@ mod tests {
         let summer = Horodate::parse(b"e240801013000").unwrap();
         assert!(summer.degraded);
         let u = summer.utc().unwrap();
-        assert_eq!((u.year, u.month, u.day, u.hour, u.minute), (2024, 7, 31, 23, 30));
+        assert_eq!(
+            (u.year, u.month, u.day, u.hour, u.minute),
+            (2024, 7, 31, 23, 30)
+        );
         // The repeated hour of the last Sunday of October: E then H are one hour apart.
         let first = Horodate::parse(b"E241027023000").unwrap();
         let second = Horodate::parse(b"H241027023000").unwrap();

@@ -36,7 +36,12 @@ fn decode_all(bytes: &[u8]) -> Vec<Seen> {
             Event::FrameStart => Seen::Start,
             Event::Group(g) => Seen::Group(g.label.into(), g.value.into(), g.horodate),
             Event::Rejected(r) => Seen::Rejected(r.error),
-            Event::FrameEnd(f) => Seen::End(f.reason, f.stats.mode, f.stats.valid_groups, f.stats.rejected),
+            Event::FrameEnd(f) => Seen::End(
+                f.reason,
+                f.stats.mode,
+                f.stats.valid_groups,
+                f.stats.rejected,
+            ),
         })
     };
     while !input.is_empty() {
@@ -79,13 +84,18 @@ fn every_label_of_both_modes_round_trips_with_its_dictionary_entry() {
             match ev {
                 Some(Event::Group(g)) => {
                     let (label, horodate, value) = &values[checked];
-                    assert_eq!((g.label, g.value, g.horodate), (label.as_str(), value.as_str(), *horodate));
+                    assert_eq!(
+                        (g.label, g.value, g.horodate),
+                        (label.as_str(), value.as_str(), *horodate)
+                    );
                     let info = g.info.expect("dictionary entry");
                     assert_eq!(info.label, label);
                     assert_eq!(g.mode, mode);
                     checked += 1;
                 }
-                Some(Event::Rejected(r)) => panic!("{mode:?}: rejected {:?} at group {checked}", r.error),
+                Some(Event::Rejected(r)) => {
+                    panic!("{mode:?}: rejected {:?} at group {checked}", r.error)
+                }
                 Some(Event::FrameEnd(f)) => {
                     assert!(f.complete);
                     assert_eq!(f.stats.valid_groups as usize, values.len());
@@ -100,12 +110,17 @@ fn every_label_of_both_modes_round_trips_with_its_dictionary_entry() {
 #[test]
 fn unknown_well_formed_labels_are_kept() {
     let mut frame = Vec::new();
-    encode::write_frame(Mode::Standard, [("FUTURE9", None, "abc DEF"), ("EA_s", None, "12")], &mut |b| {
-        frame.extend_from_slice(b)
-    })
+    encode::write_frame(
+        Mode::Standard,
+        [("FUTURE9", None, "abc DEF"), ("EA_s", None, "12")],
+        &mut |b| frame.extend_from_slice(b),
+    )
     .unwrap();
     let seen = decode_all(&frame);
-    assert_eq!(seen[1], Seen::Group("FUTURE9".into(), "abc DEF".into(), None));
+    assert_eq!(
+        seen[1],
+        Seen::Group("FUTURE9".into(), "abc DEF".into(), None)
+    );
     assert_eq!(seen[2], Seen::Group("EA_s".into(), "12".into(), None));
 }
 
@@ -113,14 +128,21 @@ fn unknown_well_formed_labels_are_kept() {
 fn group(mode: Mode, label: &str, horodate: Option<&str>, value: &str) -> Vec<u8> {
     let h = horodate.map(|h| Horodate::parse(h.as_bytes()).unwrap());
     let mut out = Vec::new();
-    encode::write_group(mode, label, h.as_ref(), value, &mut |b| out.extend_from_slice(b)).unwrap();
+    encode::write_group(mode, label, h.as_ref(), value, &mut |b| {
+        out.extend_from_slice(b)
+    })
+    .unwrap();
     out[1..out.len() - 1].to_vec()
 }
 
 /// Recomputes the checksum after editing a group's content.
 fn reseal(mut content: Vec<u8>) -> Vec<u8> {
     let n = content.len();
-    let mode = if content[n - 2] == b'\t' { Mode::Standard } else { Mode::Historic };
+    let mode = if content[n - 2] == b'\t' {
+        Mode::Standard
+    } else {
+        Mode::Historic
+    };
     content[n - 1] = tic::checksum(mode, &content[..n - 1]);
     content
 }
@@ -159,8 +181,18 @@ fn every_error_kind_is_detected_and_named() {
     };
 
     // Truncated: cut by LF, by STX, by EOT, by ETX and by the end of input.
-    check(b"\x02\nEAST\t0123".iter().chain(&framed(&[&good])[1..]).copied().collect(), GroupError::Truncated);
-    check(b"\x02\nEAST\t01\x02\nEAST\t012345678\t3\r\x03".to_vec(), GroupError::Truncated);
+    check(
+        b"\x02\nEAST\t0123"
+            .iter()
+            .chain(&framed(&[&good])[1..])
+            .copied()
+            .collect(),
+        GroupError::Truncated,
+    );
+    check(
+        b"\x02\nEAST\t01\x02\nEAST\t012345678\t3\r\x03".to_vec(),
+        GroupError::Truncated,
+    );
     check(b"\x02\nEAST\t01\x04".to_vec(), GroupError::Truncated);
     check(b"\x02\nEAST\t01\x03".to_vec(), GroupError::Truncated);
     check(b"\x02\nEAST\t01".to_vec(), GroupError::Truncated);
@@ -174,11 +206,23 @@ fn every_error_kind_is_detected_and_named() {
     check(framed(&[b"EAST\t0123\x0c5678\t4"]), GroupError::InvalidByte);
     check(framed(&[b"AB"]), GroupError::TooShort);
     check(framed(&[b"EAST:012345678:4"]), GroupError::MissingSeparator);
-    check(framed(&[&reseal(b"EAST012345678 X".to_vec())]), GroupError::FieldCount);
-    check(framed(&[&reseal(b"\t012345678\tX".to_vec())]), GroupError::EmptyLabel);
+    check(
+        framed(&[&reseal(b"EAST012345678 X".to_vec())]),
+        GroupError::FieldCount,
+    );
+    check(
+        framed(&[&reseal(b"\t012345678\tX".to_vec())]),
+        GroupError::EmptyLabel,
+    );
     let mut bad_ck = good.clone();
     *bad_ck.last_mut().unwrap() ^= 0x01;
-    check(framed(&[&bad_ck]), GroupError::Checksum { expected: good[good.len() - 1], found: bad_ck[bad_ck.len() - 1] });
+    check(
+        framed(&[&bad_ck]),
+        GroupError::Checksum {
+            expected: good[good.len() - 1],
+            found: bad_ck[bad_ck.len() - 1],
+        },
+    );
     check(
         framed(&[&reseal(b"SMAXSN\tE251332100926\t00000\tX".to_vec())]),
         GroupError::Horodate(HorodateError::Impossible),
@@ -245,8 +289,13 @@ fn historic_mode2_is_off_by_default_and_available_as_an_option() {
     content.push(tic::checksum(Mode::Standard, &content));
     assert_eq!(content.last(), Some(&b','));
     let bytes = framed(&[&content]);
-    assert!(matches!(only_rejection(&bytes), GroupError::Checksum { .. }));
-    let mut d = Decoder::with_options(tic::Options { historic_mode2: true });
+    assert!(matches!(
+        only_rejection(&bytes),
+        GroupError::Checksum { .. }
+    ));
+    let mut d = Decoder::with_options(tic::Options {
+        historic_mode2: true,
+    });
     let mut input = &bytes[..];
     let mut valid = 0;
     while !input.is_empty() {
@@ -264,13 +313,21 @@ fn standard_date_has_an_empty_value_and_dpm_a_space_season() {
     let dpm = group(Mode::Standard, "DPM1", Some(" 200214060000"), "00");
     assert_eq!(dpm, b"DPM1\t 200214060000\t00\t\\");
     let seen = decode_all(&framed(&[&date, &dpm]));
-    let Seen::Group(_, v, Some(h)) = &seen[1] else { panic!() };
+    let Seen::Group(_, v, Some(h)) = &seen[1] else {
+        panic!()
+    };
     assert_eq!((v.as_str(), h.utc().map(|u| u.hour)), ("", Some(8)));
-    let Seen::Group(_, _, Some(h)) = &seen[2] else { panic!() };
+    let Seen::Group(_, _, Some(h)) = &seen[2] else {
+        panic!()
+    };
     assert_eq!(h.utc(), None);
 }
 
 #[test]
 fn decoder_size_is_bounded() {
-    assert!(std::mem::size_of::<Decoder>() <= 256, "{}", std::mem::size_of::<Decoder>());
+    assert!(
+        std::mem::size_of::<Decoder>() <= 256,
+        "{}",
+        std::mem::size_of::<Decoder>()
+    );
 }

@@ -47,7 +47,12 @@ fn sources_groups(bytes: &[u8]) -> Vec<Vec<u8>> {
     if !bytes.contains(&b'\r') {
         return bytes
             .split(|&b| b == b'\n')
-            .map(|l| l.iter().copied().filter(|&b| !framing(b)).collect::<Vec<u8>>())
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|&b| !framing(b))
+                    .collect::<Vec<u8>>()
+            })
             .filter(|l| !l.is_empty())
             .collect();
     }
@@ -120,7 +125,10 @@ fn group_counts_match_sources_md() {
         .filter(|n| n != "SOURCES.md")
         .collect();
     files.sort();
-    assert!(files.len() >= 15, "expected the 15 captures, found {files:?}");
+    assert!(
+        files.len() >= 15,
+        "expected the 15 captures, found {files:?}"
+    );
     for file in files {
         let (_, valid, invalid) = expected
             .iter()
@@ -170,12 +178,22 @@ fn noisy_standard_stream_rejects_every_damaged_group() {
     // The two groups whose CR arrived as FF (EASD01, EASF06) run into the next
     // LF and are rejected as cut; so are a lone `P` followed by LF and the
     // final LF cut by the end of the capture.
-    let truncated = d.rejected.iter().filter(|e| **e == GroupError::Truncated).count();
-    assert_eq!(truncated, 4, "2 FF-terminated groups, `LF P LF`, 1 cut by the end");
+    let truncated = d
+        .rejected
+        .iter()
+        .filter(|e| **e == GroupError::Truncated)
+        .count();
+    assert_eq!(
+        truncated, 4,
+        "2 FF-terminated groups, `LF P LF`, 1 cut by the end"
+    );
     // No valid group of a complete frame is missing: each complete frame has
     // every group either valid or rejected, 55 to 63 in all.
     for (_, valid, rejected) in complete {
-        assert!((55..=75).contains(&(valid + rejected)), "{valid} + {rejected}");
+        assert!(
+            (55..=75).contains(&(valid + rejected)),
+            "{valid} + {rejected}"
+        );
     }
 }
 
@@ -194,9 +212,19 @@ fn every_accepted_group_of_every_capture_has_a_well_formed_value() {
                 if let Some(info) = g.info {
                     assert!(info.format.accepts(g.value.as_bytes()));
                     if info.horodated {
-                        assert!(g.horodate.is_some(), "{}: {} without horodate", path.display(), g.label);
+                        assert!(
+                            g.horodate.is_some(),
+                            "{}: {} without horodate",
+                            path.display(),
+                            g.label
+                        );
                     } else {
-                        assert!(g.horodate.is_none(), "{}: {} with horodate", path.display(), g.label);
+                        assert!(
+                            g.horodate.is_none(),
+                            "{}: {} with horodate",
+                            path.display(),
+                            g.label
+                        );
                     }
                 }
             }
@@ -206,7 +234,8 @@ fn every_accepted_group_of_every_capture_has_a_well_formed_value() {
 
 #[test]
 fn eight_bit_captures_decode_like_seven_bit_ones() {
-    let Some(bytes) = read("lains_ticdecodecpp__continuous_linky_1P_standard_TIC_sample.bin") else {
+    let Some(bytes) = read("lains_ticdecodecpp__continuous_linky_1P_standard_TIC_sample.bin")
+    else {
         return;
     };
     // Set bit 7 as an 8N1 capture of 7E1 bytes does (the parity bit).
@@ -215,6 +244,9 @@ fn eight_bit_captures_decode_like_seven_bit_ones() {
         .map(|&b| if b.count_ones() % 2 == 1 { b | 0x80 } else { b })
         .collect();
     let (a, b) = (decode(&bytes), decode(&with_parity));
-    assert_eq!((a.valid, &a.rejected, &a.frames), (b.valid, &b.rejected, &b.frames));
+    assert_eq!(
+        (a.valid, &a.rejected, &a.frames),
+        (b.valid, &b.rejected, &b.frames)
+    );
     assert_eq!(a.valid, 456);
 }

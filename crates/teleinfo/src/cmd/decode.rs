@@ -111,7 +111,10 @@ fn report_no_frame(name: &str, probe: &[u8]) {
     collector.finish(&mut count);
     let mut err = io::stderr().lock();
     let _ = if probe.is_empty() {
-        writeln!(err, "teleinfo: no frame found in {name}: the input is empty")
+        writeln!(
+            err,
+            "teleinfo: no frame found in {name}: the input is empty"
+        )
     } else if groups > 0 {
         writeln!(
             err,

@@ -109,7 +109,9 @@ impl Outputs {
         if readings.is_empty() {
             return Ok(());
         }
-        let mut checked: Vec<(Reading, Vec<(Cow<'static, str>, f64)>)> = Vec::with_capacity(readings.len());
+        // (reading, series, publish on MQTT): released first values go to the forwarders
+        // only (they are history by now).
+        let mut checked: Vec<(Reading, Vec<(Cow<'static, str>, f64)>, bool)> = Vec::with_capacity(readings.len());
         {
             let mut p = self.plausibility.lock().unwrap_or_else(|p| p.into_inner());
             for mut r in readings {
@@ -120,37 +122,48 @@ impl Outputs {
                 // One verdict per series name and reading: the alias of an index (EAST and
                 // energy.import) is checked under its own name.
                 let mut held: Vec<Cow<'static, str>> = Vec::new();
+                let mut released: Vec<(i64, Cow<'static, str>, f64)> = Vec::new();
                 series.retain(|(name, v)| {
                     if !reading::is_index_series(name) {
                         return true;
                     }
-                    let ok = p.check(&r.meter, name, r.ts_ms, *v) == Verdict::Accept;
+                    let (verdict, rel) = p.check_release(&r.meter, name, r.ts_ms, *v);
+                    if let Some((t, x)) = rel {
+                        released.push((t, name.clone(), x));
+                    }
+                    let ok = verdict == Verdict::Accept;
                     if !ok {
                         held.push(name.clone());
                     }
                     ok
                 });
-                // Values checked through `series` when they are the same names; labels that
-                // only appear in `values` (the server passes aliases in `points`) get the
-                // label's verdict.
+                // The labels behind held series leave `values` too (MQTT publishes those).
                 r.values.retain(|(info, _)| {
                     let n = reading::series_name(info.label);
                     !reading::is_index_series(n) || !held.iter().any(|h| h == n)
                 });
-                checked.push((r, series));
+                released.sort_by_key(|x| x.0);
+                for group in released.chunk_by(|a, b| a.0 == b.0) {
+                    let pts: Vec<(Cow<'static, str>, f64)> = group.iter().map(|(_, n, v)| (n.clone(), *v)).collect();
+                    let pre = Reading { meter: r.meter.clone(), ts_ms: group[0].0, points: pts.clone(), ..Reading::default() };
+                    checked.push((pre, pts, false));
+                }
+                checked.push((r, series, true));
             }
         }
         let mut first_err = None;
         for f in &self.forwarders {
             let refs: Vec<(&Reading, &[(Cow<'static, str>, f64)])> =
-                checked.iter().map(|(r, s)| (r, s.as_slice())).collect();
+                checked.iter().map(|(r, s, _)| (r, s.as_slice())).collect();
             if let Err(e) = f.submit(&refs) {
                 first_err.get_or_insert(e);
             }
         }
         if let Some(m) = &self.mqtt {
-            for (r, _) in checked {
-                m.submit(r);
+            for (r, _, live) in checked {
+                if live {
+                    m.submit(r);
+                }
             }
         }
         first_err.map_or(Ok(()), Err)

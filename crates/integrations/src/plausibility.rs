@@ -90,6 +90,13 @@ impl Plausibility {
 
     /// Checks one index value of `meter` at `ts_ms`.
     pub fn check(&mut self, meter: &str, series: &str, ts_ms: i64, v: f64) -> Verdict {
+        self.check_release(meter, series, ts_ms, v).0
+    }
+
+    /// Like [`check`](Self::check), and when this value confirms a first value that was
+    /// held as unconfirmed, also returns that value (time, value): it is now known good and
+    /// can be forwarded (before this one, so each series stays in time order).
+    pub fn check_release(&mut self, meter: &str, series: &str, ts_ms: i64, v: f64) -> (Verdict, Option<(i64, f64)>) {
         let limit = self.limits.get(meter).copied().unwrap_or(DEFAULT_LIMIT_VA);
         let key = (meter.to_string(), series.to_string());
         let t = match self.tracks.get_mut(&key) {
@@ -97,15 +104,21 @@ impl Plausibility {
             None => {
                 if self.tracks.len() >= MAX_TRACKED {
                     self.counts.untracked += 1;
-                    return Verdict::Accept;
+                    return (Verdict::Accept, None);
                 }
                 self.tracks.entry(key).or_default()
             }
         };
         let now = (ts_ms, v);
+        let mut released = None;
         let verdict = match t.accepted {
             None => match t.pending {
-                Some(p) if p.0 <= ts_ms && plausible(p, now, limit) => {
+                Some(p) if p.0 < ts_ms && plausible(p, now, limit) => {
+                    *t = Track { accepted: Some(now), pending: None, run: 0 };
+                    released = Some(p);
+                    Verdict::Accept
+                }
+                Some(p) if p.0 == ts_ms && p.1 == v => {
                     *t = Track { accepted: Some(now), pending: None, run: 0 };
                     Verdict::Accept
                 }
@@ -136,7 +149,7 @@ impl Plausibility {
                     if t.run >= REANCHOR_AFTER {
                         *t = Track { accepted: Some(now), pending: None, run: 0 };
                         self.counts.reanchored += 1;
-                        return Verdict::Accept;
+                        return (Verdict::Accept, None);
                     }
                     Verdict::Implausible
                 }
@@ -147,7 +160,7 @@ impl Plausibility {
             Verdict::Unconfirmed => self.counts.unconfirmed += 1,
             Verdict::Accept => {}
         }
-        verdict
+        (verdict, released)
     }
 }
 
@@ -161,7 +174,8 @@ mod tests {
         let mut p = Plausibility::default();
         p.set_limit("m", 9000.0);
         assert_eq!(p.check("m", "EAST", 0, 3_242_060.0), Unconfirmed);
-        assert_eq!(p.check("m", "EAST", 2000, 3_242_061.0), Accept);
+        assert_eq!(p.check_release("m", "EAST", 2000, 3_242_061.0), (Accept, Some((0, 3_242_060.0))));
+        assert_eq!(p.check_release("m", "EAST", 4000, 3_242_062.0), (Accept, None));
         assert_eq!(p.counts.unconfirmed, 1);
     }
 

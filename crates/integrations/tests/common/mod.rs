@@ -1,0 +1,171 @@
+//! Real servers from Debian for the integration tests: started on 127.0.0.1 on free ports,
+//! killed when the test ends (also when it fails).
+//!
+//! A missing server binary skips the test with a message, unless `TELEINFO_REQUIRE_SERVERS=1`
+//! (set by scripts/test-integrations.sh, which installs them): then it fails.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integrations::Reading;
+use meter_sim::{Config, Contract, Interval, Mode, Simulator};
+
+/// The path of `bin`, or `None` (after saying why) when the test should be skipped.
+pub fn server_binary(bin: &str, package: &str) -> Option<PathBuf> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(bin);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    if std::env::var("TELEINFO_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+        panic!("{bin} not found: apt-get install -y {package} (TELEINFO_REQUIRE_SERVERS=1 makes this a failure)");
+    }
+    eprintln!("SKIPPED: {bin} not found; apt-get install -y {package}, or run scripts/test-integrations.sh");
+    None
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, within: Duration) {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after {within:?}");
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `within`.
+pub fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A server process, killed on drop.
+pub struct Proc {
+    child: Option<Child>,
+    cmd: (PathBuf, Vec<String>),
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(bin: &Path, args: &[String], log: PathBuf) -> Proc {
+        let mut p = Proc { child: None, cmd: (bin.to_path_buf(), args.to_vec()), log };
+        p.start();
+        p
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none());
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(&self.cmd.0)
+            .args(&self.cmd.1)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.cmd.0.display()));
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, then SIGKILL if it is still there after 15 s.
+    pub fn terminate(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let end = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < end {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    self.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.stop();
+    }
+
+    /// Kills the process and waits for it (a hard stop: what a crash or a pulled cable does).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Now, Unix seconds.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A simulated meter, one frame per `interval_ms` of meter time from `start_s`.
+pub fn simulator(seed: u64, mode: Mode, contract: Contract, start_s: i64, interval_ms: i64) -> Simulator {
+    let cfg = Config {
+        mode,
+        contract,
+        start_unix_s: start_s,
+        interval: Interval::FixedMs(interval_ms),
+        seed,
+        overloads_per_day: 0.0,
+        ..Config::default()
+    };
+    Simulator::new(cfg).expect("simulator config")
+}
+
+/// The next decoded frame of a simulator (meter time; historic frames get `fallback_ms`).
+pub fn next_reading(sim: &mut Simulator, fallback_ms: i64) -> Reading {
+    let f = sim.next_frame();
+    Reading::decode(&f.bytes, fallback_ms).expect("simulated frames name their meter")
+}
+
+/// GET `url`, body as text (panics on transport errors).
+pub fn http_get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut r = agent.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// POST `url` with an empty form body.
+pub fn http_post(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.post(url).send("").unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// Resident-set high-water mark of this process, KiB.
+pub fn vm_hwm_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

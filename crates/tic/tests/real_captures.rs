@@ -90,7 +90,7 @@ fn decode(bytes: &[u8]) -> Decoded {
         rejected: Vec::new(),
         frames: Vec::new(),
     };
-    let mut record = |ev: Event<'_>, out: &mut Decoded| match ev {
+    let record = |ev: Event<'_>, out: &mut Decoded| match ev {
         Event::Group(_) => out.valid += 1,
         Event::Rejected(r) => out.rejected.push(r.error),
         Event::FrameEnd(f) => out

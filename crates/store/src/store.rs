@@ -1312,7 +1312,12 @@ fn merge_raw(tx: &Transaction<'_>, sid: u32, ts: &[i64], val: &[f64]) -> Result<
         .chunks(CHUNK_MAX_ROWS)
         .zip(m.values.chunks(CHUNK_MAX_ROWS))
     {
-        let blob = codec::encode_raw(cts, cval)?;
+        let level = if cts.len() == CHUNK_MAX_ROWS {
+            codec::LEVEL_FINAL
+        } else {
+            codec::LEVEL_FAST
+        };
+        let blob = codec::encode_raw(cts, cval, level)?;
         insert_chunk(tx, sid, 0, cts[0], cts[cts.len() - 1], cts.len(), &blob)?;
     }
     Ok(*m.ts_ms.last().unwrap_or(&hi))
@@ -1377,7 +1382,7 @@ fn replace_rollups(
         let end = align_down(all[i].0, span) + span;
         let j = i + all[i..].partition_point(|r| r.0 < end);
         let c = &all[i..j];
-        let blob = codec::encode_rollup(c)?;
+        let blob = codec::encode_rollup(c, codec::LEVEL_FAST)?;
         insert_chunk(tx, sid, level, c[0].0, c[c.len() - 1].0, c.len(), &blob)?;
         i = j;
     }

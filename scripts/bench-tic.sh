@@ -16,10 +16,13 @@ if [[ "${1:-}" == "--table" ]]; then
     export TIC_BENCH_TABLE_ONLY=1
     shift
 fi
-# The table goes to stdout after criterion's own report; keep both visible
-# but repeat the table last so it is easy to find in CI logs.
+# Criterion's report and the table are kept in a log; on success, print
+# criterion's time/throughput lines, then the table, so the table comes last.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo bench -p tic --bench decode -- "$@" | tee "$log"
-echo
+if ! cargo bench -p tic --bench decode -- "$@" >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+fi
+grep -E '^decode/|^ +(time|thrpt):' "$log" || true
 sed -n '/^TIC decode throughput/,$p' "$log"

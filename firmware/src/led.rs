@@ -5,7 +5,9 @@
 use embassy_time::{Duration, Timer};
 use esp_hal::gpio::Output;
 
-use crate::status::{self, LineState};
+use uplink::LineState;
+
+use crate::status;
 
 const FLASH: Duration = Duration::from_millis(120);
 const GAP: Duration = Duration::from_millis(200);

@@ -6,17 +6,7 @@ use core::cell::Cell;
 
 use critical_section::Mutex;
 use uplink::wire::RSSI_UNKNOWN;
-
-/// What the TIC line looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineState {
-    /// No byte received for a while: not wired, or the meter is silent.
-    NoSignal,
-    /// Bytes arrive but no group passes: detecting, wrong speed, bad wiring.
-    Garbled,
-    /// Locked on a mode, groups passing.
-    Locked,
-}
+use uplink::LineState;
 
 /// The shared facts.
 #[derive(Debug, Clone, Copy)]

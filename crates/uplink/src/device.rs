@@ -8,6 +8,7 @@
 
 use crate::ack::{Ack, AckError};
 use crate::backoff::{Backoff, BackoffConfig};
+use crate::line::{FrameSink, ReceivedFrame};
 use crate::store::{FrameStore, QueuedFrame, StoreError};
 use crate::telemetry::Counters;
 use crate::wire::{
@@ -195,6 +196,19 @@ pub struct Uplink<S> {
     pending_since_ms: Option<u64>,
     last_post_ms: Option<u64>,
     started_ms: u64,
+}
+
+/// Frames from the line go straight into the queue. Failures (eviction,
+/// oversize, store errors) are counted by [`Uplink::enqueue`] itself.
+impl<S: FrameStore> FrameSink for Uplink<S> {
+    async fn frame(
+        &mut self,
+        frame: &ReceivedFrame<'_>,
+        device_time_unix_ms: Option<u64>,
+        now_ms: u64,
+    ) {
+        let _ = self.enqueue(frame.bytes, device_time_unix_ms, now_ms).await;
+    }
 }
 
 impl<S: FrameStore> Uplink<S> {

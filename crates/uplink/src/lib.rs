@@ -14,9 +14,9 @@
 //! * [`LineReceiver`]: UART bytes → checked raw frames, via the `tic`
 //!   protocol core, with the baud/mode [`ModeDetector`].
 //!
-//! Hardware stays behind traits ([`Transport`], [`Clock`], [`FrameStore`],
-//! and the UART is whatever feeds [`LineReceiver::feed`]), so all of this is
-//! tested on the host.
+//! Hardware stays behind traits — [`TicUart`] (the UART), [`Transport`]
+//! (posts a batch, returns the ack), [`Clock`], [`FrameStore`] (the
+//! persistent queue) — so all of this is tested on the host.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -44,7 +44,9 @@ pub use device::{
 };
 #[cfg(feature = "flash")]
 pub use flash::{FlashBuffers, FlashStore};
-pub use line::{LineReceiver, ReceivedFrame};
+pub use line::{
+    FrameSink, LineReceiver, LineState, ReceivedFrame, TicUart, UartError, NO_SIGNAL_AFTER_MS,
+};
 pub use server::{plan_batch, BatchPlan};
 pub use store::{FrameStore, QueuedFrame, RamStore, StoreError};
 pub use telemetry::Counters;

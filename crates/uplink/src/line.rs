@@ -8,6 +8,7 @@
 use tic::{Decoder, EndReason, Event, FrameEnd, Mode};
 
 use crate::detect::{DetectorConfig, LineSpeed, ModeDetector};
+use crate::device::Clock;
 use crate::telemetry::Counters;
 use crate::wire::{Counter, LineMode, MAX_FRAME_BYTES};
 
@@ -23,6 +24,51 @@ pub struct ReceivedFrame<'a> {
     /// Groups rejected (the frame is still kept raw; the server sees them).
     pub rejected_groups: u16,
 }
+
+/// The UART reported an error for a read: parity, framing, glitch or
+/// overrun. The byte is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UartError;
+
+/// The TIC UART as the device core needs it (7 data bits, even parity,
+/// 1 stop bit; the speed is the detector's).
+#[allow(async_fn_in_trait)]
+pub trait TicUart {
+    /// Waits for bytes, but not much longer than a few hundred ms, so the
+    /// detector's clock advances on a silent line; `Ok(0)` = nothing came.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, UartError>;
+    /// Switches the line speed.
+    fn set_speed(&mut self, speed: LineSpeed);
+}
+
+/// Where complete frames go (the uplink queue).
+#[allow(async_fn_in_trait)]
+pub trait FrameSink {
+    /// Takes one frame received at `now_ms` (device wall-clock time
+    /// `device_time_unix_ms` if synchronised).
+    async fn frame(
+        &mut self,
+        frame: &ReceivedFrame<'_>,
+        device_time_unix_ms: Option<u64>,
+        now_ms: u64,
+    );
+}
+
+/// What the line looks like, for a status LED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineState {
+    /// No byte for [`NO_SIGNAL_AFTER_MS`]: not wired, or the meter is silent.
+    NoSignal,
+    /// Bytes arrive but the detector has not locked: detecting, wrong
+    /// speed, noise.
+    Garbled,
+    /// Locked on a mode.
+    Locked,
+}
+
+/// A silence longer than this is "no signal": frames are at most 33.4 ms
+/// apart and a meter may pause ~10 s after an EOT (tic-protocol.md §1.6, §2.2).
+pub const NO_SIGNAL_AFTER_MS: u64 = 15_000;
 
 /// What one decoder step found, detached from the decoder's borrow.
 enum Step {
@@ -43,6 +89,7 @@ pub struct LineReceiver {
     in_frame: bool,
     oversize: bool,
     counters: Counters,
+    last_byte_ms: Option<u64>,
 }
 
 impl LineReceiver {
@@ -56,6 +103,53 @@ impl LineReceiver {
             in_frame: false,
             oversize: false,
             counters: Counters::new(),
+            last_byte_ms: None,
+        }
+    }
+
+    /// One round of the line task: one UART read, its bytes decoded,
+    /// complete frames handed to `sink`, and the UART's speed changed when
+    /// the detector says so.
+    pub async fn poll<U: TicUart, K: FrameSink, C: Clock>(
+        &mut self,
+        uart: &mut U,
+        buf: &mut [u8],
+        clock: &C,
+        sink: &mut K,
+    ) {
+        let now_ms = clock.now_ms();
+        match uart.read(buf).await {
+            Ok(n) => {
+                let mut rest = &buf[..n.min(buf.len())];
+                if !rest.is_empty() {
+                    self.last_byte_ms = Some(now_ms);
+                }
+                while !rest.is_empty() {
+                    let (used, frame) = self.feed_until_frame(rest, now_ms);
+                    if let Some(frame) = frame {
+                        sink.frame(&frame, clock.unix_ms(), now_ms).await;
+                    }
+                    rest = &rest[used..];
+                }
+            }
+            Err(UartError) => self.on_uart_error(),
+        }
+        if let Some(speed) = self.tick(clock.now_ms()) {
+            uart.set_speed(speed);
+        }
+    }
+
+    /// The line's state at `now_ms`.
+    pub fn line_state(&self, now_ms: u64) -> LineState {
+        let silent = self
+            .last_byte_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) > NO_SIGNAL_AFTER_MS);
+        if silent {
+            LineState::NoSignal
+        } else if self.line_mode() == LineMode::Unknown {
+            LineState::Garbled
+        } else {
+            LineState::Locked
         }
     }
 

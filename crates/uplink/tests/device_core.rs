@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::collections::VecDeque;
+
 use common::{MeterMode, MockFlash, MockServer, MockTransport, SimLine};
 use embassy_futures::block_on;
 use uplink::{
-    Clock, Counter, DetectorConfig, FlashBuffers, FlashStore, FrameStore, Identity, LineMode,
-    LineReceiver, LineSpeed, PlatformStatus, RamStore, Tiered, Uplink, UplinkConfig,
+    Clock, Counter, DetectorConfig, FlashBuffers, FlashStore, FrameSink, FrameStore, Identity,
+    LineMode, LineReceiver, LineSpeed, LineState, PlatformStatus, RamStore, ReceivedFrame, TicUart,
+    Tiered, UartError, Uplink, UplinkConfig,
 };
 
 const STEP_MS: u64 = 50;
@@ -28,9 +31,58 @@ impl Clock for SimClock {
     }
 }
 
+/// The UART: bytes the simulated line produced, delivered in reads of the
+/// caller's buffer size; errors as `Err` reads.
+struct MockUart {
+    speed: LineSpeed,
+    fifo: VecDeque<Result<Vec<u8>, UartError>>,
+    speed_changes: u32,
+}
+
+impl TicUart for MockUart {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, UartError> {
+        match self.fifo.pop_front() {
+            None => Ok(0),
+            Some(Err(e)) => Err(e),
+            Some(Ok(mut bytes)) => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                if n < bytes.len() {
+                    self.fifo.push_front(Ok(bytes.split_off(n)));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    fn set_speed(&mut self, speed: LineSpeed) {
+        // Whatever was received at the old speed is garbage: flush it.
+        self.speed = speed;
+        self.fifo.clear();
+        self.speed_changes += 1;
+    }
+}
+
+/// Queues frames into the uplink and remembers them, to compare with what
+/// the server stored.
+struct RecordingSink<'a, S> {
+    uplink: &'a mut Uplink<S>,
+    queued: &'a mut Vec<(u64, u32, Vec<u8>)>,
+}
+
+impl<S: FrameStore> FrameSink for RecordingSink<'_, S> {
+    async fn frame(&mut self, frame: &ReceivedFrame<'_>, time: Option<u64>, now_ms: u64) {
+        if let Ok(seq) = self.uplink.enqueue(frame.bytes, time, now_ms).await {
+            self.queued
+                .push((self.uplink.boot_id(), seq, frame.bytes.to_vec()));
+        }
+    }
+}
+
 /// The firmware's main loop, minus the hardware.
 struct Device<S> {
     line: LineReceiver,
+    uart: MockUart,
     uplink: Uplink<S>,
     /// (boot, seq, bytes) of every frame the device queued.
     queued: Vec<(u64, u32, Vec<u8>)>,
@@ -42,8 +94,14 @@ where
     S::Error: core::fmt::Debug,
 {
     fn boot(store: S, boot_id: u64, now_ms: u64) -> Self {
+        let line = LineReceiver::new(DetectorConfig::default(), now_ms);
         Device {
-            line: LineReceiver::new(DetectorConfig::default(), now_ms),
+            uart: MockUart {
+                speed: line.speed(),
+                fifo: VecDeque::new(),
+                speed_changes: 0,
+            },
+            line,
             uplink: Uplink::new(store, UplinkConfig::default(), boot_id, now_ms),
             queued: Vec::new(),
             buf: vec![0; UplinkConfig::default().max_batch_bytes],
@@ -51,18 +109,31 @@ where
     }
 
     fn step(&mut self, now_ms: u64, line: &mut SimLine, transport: &mut MockTransport<'_>) {
-        let chunk = line.step(STEP_MS, self.line.speed());
+        let chunk = line.step(STEP_MS, self.uart.speed);
         for _ in 0..chunk.errors {
-            self.line.on_uart_error();
+            self.uart.fifo.push_back(Err(UartError));
         }
-        let mut frames = Vec::new();
-        self.line
-            .feed(&chunk.bytes, now_ms, &mut |f| frames.push(f.bytes.to_vec()));
-        for f in frames {
-            let seq = block_on(self.uplink.enqueue(&f, None, now_ms)).unwrap();
-            self.queued.push((self.uplink.boot_id(), seq, f));
+        if !chunk.bytes.is_empty() {
+            self.uart.fifo.push_back(Ok(chunk.bytes));
         }
-        self.line.tick(now_ms);
+        let clock = SimClock(now_ms);
+        let mut sink = RecordingSink {
+            uplink: &mut self.uplink,
+            queued: &mut self.queued,
+        };
+        // Read until the FIFO is empty, as the line task does, 64 bytes at
+        // a time (the firmware's read buffer).
+        let mut read_buf = [0u8; 64];
+        loop {
+            let drained = self.uart.fifo.is_empty();
+            block_on(
+                self.line
+                    .poll(&mut self.uart, &mut read_buf, &clock, &mut sink),
+            );
+            if drained {
+                break;
+            }
+        }
         self.send(now_ms, transport);
     }
 
@@ -365,7 +436,10 @@ fn mode_change_on_the_line_is_detected() {
     // 30 s of bad line before re-detecting, then 9600 is tried first.
     assert!((30_000..40_000).contains(&delay), "{delay}");
     assert_eq!(device.line.speed(), LineSpeed::Baud9600);
+    assert_eq!(device.uart.speed, LineSpeed::Baud9600, "the UART followed");
+    assert_eq!(device.uart.speed_changes, 2);
     assert_eq!(device.line.counters().get(Counter::ModeChanges), 2);
+    assert_eq!(device.line.line_state(now), LineState::Locked);
     assert!(device.queued.len() > historic_frames + 100);
     let mut transport = MockTransport {
         server: &mut server,
@@ -545,4 +619,44 @@ fn idle_device_sends_telemetry_heartbeats() {
     }
     assert_eq!(server.posts, 5);
     assert!(server.stored.values().all(|frames| frames.is_empty()));
+}
+
+#[test]
+fn uart_frames_reach_the_uplink_queue_and_line_states_follow() {
+    let mut line = SimLine::new(MeterMode::Historic, 37);
+    let mut receiver = LineReceiver::new(DetectorConfig::default(), 0);
+    let mut uart = MockUart {
+        speed: receiver.speed(),
+        fifo: VecDeque::new(),
+        speed_changes: 0,
+    };
+    let mut uplink = Uplink::new(
+        RamStore::<{ 64 * 1024 }>::new(),
+        UplinkConfig::default(),
+        1,
+        0,
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(receiver.line_state(0), LineState::NoSignal);
+    let mut saw_garbled = false;
+    let mut now = 0;
+    while now < 60_000 {
+        now += STEP_MS;
+        let chunk = line.step(STEP_MS, uart.speed);
+        uart.fifo.push_back(Ok(chunk.bytes));
+        while !uart.fifo.is_empty() {
+            // The uplink itself is the frame sink.
+            block_on(receiver.poll(&mut uart, &mut buf, &SimClock(now), &mut uplink));
+        }
+        saw_garbled |= receiver.line_state(now) == LineState::Garbled;
+    }
+    assert!(saw_garbled, "9600 Bd was tried first");
+    assert_eq!(receiver.line_state(now), LineState::Locked);
+    assert!(uplink.store().frames() > 20);
+    assert_eq!(
+        uplink.counters().get(Counter::QueuedFrames) as usize,
+        uplink.store().frames()
+    );
+    // The meter goes silent.
+    assert_eq!(receiver.line_state(now + 16_000), LineState::NoSignal);
 }

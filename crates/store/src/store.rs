@@ -604,6 +604,20 @@ impl Store {
                 return Err(StoreError::UnknownSeries(bad.0));
             }
         }
+        {
+            // Checkpoints normally keep the head under `head_max_points`; if they keep failing
+            // (disk full?), refuse writes rather than grow memory without bound.
+            let head_points = read(&self.head).points;
+            let max = self.cfg.head_max_points.saturating_mul(2).max(1);
+            if head_points >= max {
+                return Err(StoreError::LimitExceeded {
+                    what: "points waiting in the head (checkpoints are failing)",
+                    got: head_points as u64,
+                    max: max as u64,
+                    hint: "check free disk space and the log; retry later",
+                });
+            }
+        }
         if let Some(s) = &batch.source {
             if !batch.frames.is_empty() {
                 // Registered (durably) before the batch so the head log can refer to its id.
@@ -1537,10 +1551,12 @@ fn archive_frames(tx: &Transaction<'_>, src: u32, frames: &[&LogFrame]) -> Resul
         .query_row([src], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     if let Some((rowid, n, blob)) = tail {
-        let old = decode_frames(&blob)?;
-        if (n as usize) < RAW_BLOCK_FRAMES && old.last().is_none_or(|f| f.ts_ms <= first_ts) {
-            tx.execute("DELETE FROM raw_blocks WHERE rowid = ?1", [rowid])?;
-            all = old;
+        if (n as usize) < RAW_BLOCK_FRAMES {
+            let old = decode_frames(&blob)?;
+            if old.last().is_none_or(|f| f.ts_ms <= first_ts) {
+                tx.execute("DELETE FROM raw_blocks WHERE rowid = ?1", [rowid])?;
+                all = old;
+            }
         }
     }
     all.extend(frames.iter().map(|f| RawFrame {

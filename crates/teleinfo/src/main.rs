@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole pipeline with no hardware: virtual meters, decoded live.
+    /// Run the whole product with no hardware: the server and its dashboard, fed by two virtual
+    /// meters with a year of history and live frames.
     Demo(cmd::demo::Args),
     /// Decode a TIC capture (file or stdin) and print its frames.
     Decode(cmd::decode::Args),
@@ -38,6 +39,11 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Manage uplink device tokens (add, list, revoke).
     Device(cmd::device::Args),
+    /// Import raw TIC captures (`read --raw` files with their .times sidecar, or plain raw
+    /// files) into the store.
+    Import(cmd::import::Args),
+    /// Export a meter's series from the store as CSV or JSON.
+    Export(cmd::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Device(args) => cmd::device::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => code,

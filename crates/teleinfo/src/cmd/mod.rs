@@ -3,6 +3,8 @@
 pub mod decode;
 pub mod demo;
 pub mod device;
+pub mod export;
+pub mod import;
 pub mod read;
 pub mod serve;
 pub mod simulate;

@@ -798,8 +798,19 @@ impl Store {
             if ts.is_empty() {
                 continue;
             }
-            let max = merge_raw(&tx, sid, &ts, &val)?;
-            update_rollups(&tx, sid, ts[0], ts[ts.len() - 1])?;
+            // Runs separated by more than an hour are merged separately: one late point from
+            // last year must not make the checkpoint rewrite a year of chunks and rollups.
+            let mut max = i64::MIN;
+            let mut a = 0;
+            while a < ts.len() {
+                let mut z = a + 1;
+                while z < ts.len() && ts[z] - ts[z - 1] <= LEVEL_RES_MS[2] {
+                    z += 1;
+                }
+                max = max.max(merge_raw(&tx, sid, &ts[a..z], &val[a..z])?);
+                update_rollups(&tx, sid, ts[a], ts[z - 1])?;
+                a = z;
+            }
             new_max.push((sid, max));
         }
         let mut by_source: HashMap<u32, Vec<&LogFrame>> = HashMap::new();

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use store::{Agg, SeriesKey, Store, StoreConfig, WriteBatch};
 
 const T0: i64 = 1_767_225_600_000;
-const SPAN: i64 = 4 * 3_600_000;
+const SPAN: i64 = 30 * 3_600_000;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -23,6 +23,7 @@
 
 pub mod ack;
 pub mod backoff;
+pub mod compact;
 pub mod detect;
 pub mod device;
 #[cfg(feature = "flash")]

@@ -2,9 +2,11 @@
 //! both tiered), and the record codec every store shares.
 //!
 //! A record is one queued frame: `boot_id u64 | seq u32 | device time u64 |
-//! flags u8 | frame length u16 | payload`. TIC bytes are 7-bit ASCII, so the payload is packed
-//! 8 bytes into 7 when every byte is below 0x80 (flag bit 0): 12.5 % more
-//! frames per flash partition, which is what lets a 4 MB chip keep an hour
+//! encoding u8 | frame length u16 | payload`. The payload is the frame
+//! compacted (encoding 2, [`crate::compact`]: checked groups of known labels
+//! become a token and their data, about a third smaller), or else packed 8
+//! bytes into 7 (encoding 1, TIC bytes are 7-bit), or else raw (0) —
+//! whichever is smallest. That is what lets a 4 MB chip keep over an hour
 //! of standard-mode frames (docs/firmware.md).
 
 use crate::wire::MAX_FRAME_BYTES;
@@ -16,6 +18,7 @@ pub const RECORD_HEADER_BYTES: usize = 8 + 4 + 8 + 1 + 2;
 pub const MAX_RECORD_BYTES: usize = RECORD_HEADER_BYTES + MAX_FRAME_BYTES;
 
 const FLAG_PACKED7: u8 = 0x01;
+const FLAG_COMPACT: u8 = 0x02;
 
 /// One queued frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,30 +111,41 @@ impl<S: FrameStore + ?Sized> FrameStore for &mut S {
     }
 }
 
-/// Encodes a record into `out`; returns its length.
+/// Encodes a record into `out`; returns its length. The payload is the
+/// smallest of: the frame compacted ([`crate::compact`]), 7-bit packed, or
+/// raw.
 pub fn encode_record(frame: &QueuedFrame<'_>, out: &mut [u8]) -> Option<usize> {
     if frame.bytes.is_empty() || frame.bytes.len() > MAX_FRAME_BYTES {
         return None;
     }
+    let raw_len = frame.bytes.len();
+    let header = out.get_mut(..RECORD_HEADER_BYTES)?;
+    header[..8].copy_from_slice(&frame.boot_id.to_le_bytes());
+    header[8..12].copy_from_slice(&frame.seq.to_le_bytes());
+    header[12..20].copy_from_slice(&frame.device_time_unix_ms.unwrap_or(0).to_le_bytes());
+    header[21..23].copy_from_slice(&(raw_len as u16).to_le_bytes());
     let packable = frame.bytes.iter().all(|&b| b < 0x80);
-    let payload_len = if packable {
-        packed_len(frame.bytes.len())
+    let packed = if packable {
+        packed_len(raw_len)
     } else {
-        frame.bytes.len()
+        raw_len
     };
-    let total = RECORD_HEADER_BYTES + payload_len;
-    let out = out.get_mut(..total)?;
-    out[..8].copy_from_slice(&frame.boot_id.to_le_bytes());
-    out[8..12].copy_from_slice(&frame.seq.to_le_bytes());
-    out[12..20].copy_from_slice(&frame.device_time_unix_ms.unwrap_or(0).to_le_bytes());
-    out[20] = if packable { FLAG_PACKED7 } else { 0 };
-    out[21..23].copy_from_slice(&(frame.bytes.len() as u16).to_le_bytes());
-    if packable {
-        pack7(frame.bytes, &mut out[RECORD_HEADER_BYTES..]);
-    } else {
-        out[RECORD_HEADER_BYTES..].copy_from_slice(frame.bytes);
-    }
-    Some(total)
+    let payload = out.get_mut(RECORD_HEADER_BYTES..)?;
+    // Compact into at most `packed - 1` bytes: only worth it if smaller.
+    let budget = packed.saturating_sub(1).min(payload.len());
+    let (flag, len) = match crate::compact::compact(frame.bytes, &mut payload[..budget]) {
+        Some(n) => (FLAG_COMPACT, n),
+        None if packable => {
+            pack7(frame.bytes, payload.get_mut(..packed)?);
+            (FLAG_PACKED7, packed)
+        }
+        None => {
+            payload.get_mut(..raw_len)?.copy_from_slice(frame.bytes);
+            (0, raw_len)
+        }
+    };
+    out[20] = flag;
+    Some(RECORD_HEADER_BYTES + len)
 }
 
 /// Decodes a record, unpacking into `scratch` when needed.
@@ -148,6 +162,13 @@ pub fn decode_record<'a>(record: &'a [u8], scratch: &'a mut [u8]) -> Option<Queu
         0 if payload.len() == len && len <= MAX_FRAME_BYTES => payload,
         FLAG_PACKED7 => {
             let n = unpack7(payload, len, scratch)?;
+            &scratch[..n]
+        }
+        FLAG_COMPACT => {
+            let n = crate::compact::expand(payload, scratch.get_mut(..len.min(MAX_FRAME_BYTES))?)?;
+            if n != len || n == 0 {
+                return None;
+            }
             &scratch[..n]
         }
         _ => return None,

@@ -521,13 +521,11 @@ fn single_bad_group_right_after_locking_changes_nothing() {
 }
 
 /// The firmware's 4 MB partition table gives the queue 0x330000 bytes: how
-/// many frames of the sizes in tic-protocol.md §1.6 fit, and for how long.
+/// many full standard frames fit, and for how long.
 #[test]
 fn queue_partition_holds_an_hour_of_standard_frames() {
     const PARTITION: usize = 0x33_0000;
-    // (frame bytes, seconds between frames at 9600 Bd: bytes × 10 / 9600
-    // plus the 16.7–33.4 ms inter-frame gap)
-    for (frame_bytes, period_s, min_minutes) in [(865usize, 0.926, 60.0), (1264, 1.342, 50.0)] {
+    for (three_phase, frame_bytes, min_minutes) in [(false, 865, 80.0), (true, 1252, 60.0)] {
         let buffers = Box::leak(Box::new(FlashBuffers::new()));
         let mut store = block_on(FlashStore::mount(
             MockFlash::new(PARTITION),
@@ -535,9 +533,16 @@ fn queue_partition_holds_an_hour_of_standard_frames() {
             buffers,
         ))
         .unwrap();
-        let frame: Vec<u8> = (0..frame_bytes).map(|i| b'0' + (i % 10) as u8).collect();
+        assert_eq!(
+            common::full_standard_frame(0, three_phase).len(),
+            frame_bytes
+        );
+        // One frame every bytes × 10 bits / 9600 Bd, plus the ~25 ms gap.
+        let period_s = frame_bytes as f64 * 10.0 / 9600.0 + 0.025;
         let mut seq = 0;
+        let mut raw_bytes = 0;
         loop {
+            let frame = common::full_standard_frame(u64::from(seq), three_phase);
             let f = uplink::QueuedFrame {
                 boot_id: 1,
                 seq,
@@ -545,14 +550,31 @@ fn queue_partition_holds_an_hour_of_standard_frames() {
                 bytes: &frame,
             };
             match block_on(store.push(&f)) {
-                Ok(()) => seq += 1,
+                Ok(()) => {
+                    seq += 1;
+                    raw_bytes += frame.len();
+                }
                 Err(uplink::StoreError::Full) => break,
                 Err(e) => panic!("{e:?}"),
             }
         }
         let minutes = f64::from(seq) * period_s / 60.0;
-        println!("{frame_bytes}-byte frames: {seq} fit, {minutes:.1} minutes");
+        println!(
+            "{frame_bytes}-byte frames: {seq} fit, {:.2}x the partition in raw bytes, {minutes:.1} minutes",
+            raw_bytes as f64 / PARTITION as f64
+        );
         assert!(minutes >= min_minutes, "{frame_bytes}: {minutes:.1} min");
+        // And they read back intact.
+        let mut back = 0;
+        block_on(store.visit_oldest(&mut |f| {
+            assert_eq!(
+                f.bytes,
+                common::full_standard_frame(u64::from(f.seq), three_phase)
+            );
+            back += 1;
+            back < 50
+        }))
+        .unwrap();
     }
 }
 

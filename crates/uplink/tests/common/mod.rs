@@ -99,6 +99,120 @@ pub fn meter_frame(mode: MeterMode, n: u64) -> Vec<u8> {
     f
 }
 
+/// A full standard-mode frame of a Linky (the 38 groups of a single-phase
+/// consumer, 865 bytes; with `three_phase`, the per-phase groups and two
+/// mobile peaks, 1252 bytes — the sizes of tic-protocol.md §1.6 give 865
+/// and 1264). `n` varies the values.
+pub fn full_standard_frame(n: u64, three_phase: bool) -> Vec<u8> {
+    let index = format!("{:09}", 11_887_649 + n / 3);
+    let time = format!("H2303010918{:02}", n % 60);
+    let mut groups = vec![
+        standard_group("ADSC", "064468368739"),
+        standard_group("VTIC", "02"),
+        standard_group_h("DATE", &time, ""),
+        standard_group("NGTF", "      BASE      "),
+        standard_group("LTARF", "      BASE      "),
+        standard_group("EAST", &index),
+        standard_group("EASF01", &index),
+    ];
+    for label in [
+        "EASF02", "EASF03", "EASF04", "EASF05", "EASF06", "EASF07", "EASF08", "EASF09", "EASF10",
+    ] {
+        groups.push(standard_group(label, "000000000"));
+    }
+    groups.push(standard_group("EASD01", &index));
+    for label in ["EASD02", "EASD03", "EASD04"] {
+        groups.push(standard_group(label, "000000000"));
+    }
+    let phases: &[u8] = if three_phase { b"123" } else { b"1" };
+    for p in phases {
+        let p = *p as char;
+        groups.push(standard_group(
+            &format!("IRMS{p}"),
+            &format!("{:03}", n % 40),
+        ));
+    }
+    for p in phases {
+        let p = *p as char;
+        groups.push(standard_group(
+            &format!("URMS{p}"),
+            &format!("{:03}", 228 + n % 5),
+        ));
+    }
+    groups.push(standard_group(
+        "PREF",
+        if three_phase { "12" } else { "04" },
+    ));
+    groups.push(standard_group(
+        "PCOUP",
+        if three_phase { "12" } else { "04" },
+    ));
+    groups.push(standard_group("SINSTS", &format!("{:05}", 240 + n % 900)));
+    if three_phase {
+        for p in 1..=3 {
+            groups.push(standard_group(
+                &format!("SINSTS{p}"),
+                &format!("{:05}", 80 + n % 300),
+            ));
+        }
+        for p in 1..=3 {
+            groups.push(standard_group_h(
+                &format!("SMAXSN{p}"),
+                "H230301065253",
+                "01024",
+            ));
+        }
+        for p in 1..=3 {
+            groups.push(standard_group_h(
+                &format!("SMAXSN{p}-1"),
+                "H230228111814",
+                "00795",
+            ));
+        }
+    } else {
+        groups.push(standard_group_h("SMAXSN", "H230301065253", "01024"));
+        groups.push(standard_group_h("SMAXSN-1", "H230228111814", "00795"));
+    }
+    groups.push(standard_group_h("CCASN", "H230301090000", "00170"));
+    groups.push(standard_group_h("CCASN-1", "H230301083000", "00162"));
+    for p in phases {
+        let p = *p as char;
+        groups.push(standard_group_h(
+            &format!("UMOY{p}"),
+            "H230301091000",
+            "229",
+        ));
+    }
+    groups.push(standard_group("STGE", "003A0001"));
+    if three_phase {
+        for p in 1..=2 {
+            groups.push(standard_group_h(&format!("DPM{p}"), " 230302060000", "00"));
+            groups.push(standard_group_h(&format!("FPM{p}"), " 230302220000", "00"));
+        }
+    }
+    groups.push(standard_group("MSG1", "PAS DE          MESSAGE         "));
+    groups.push(standard_group("PRM", "31051967533895"));
+    groups.push(standard_group("RELAIS", "000"));
+    groups.push(standard_group("NTARF", "01"));
+    groups.push(standard_group("NJOURF", "00"));
+    groups.push(standard_group("NJOURF+1", "00"));
+    groups.push(standard_group(
+        "PJOURF+1",
+        "00008001 NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE",
+    ));
+    let mut f = vec![0x02];
+    for g in groups {
+        f.extend_from_slice(&g);
+    }
+    f.push(0x03);
+    f
+}
+
+/// Standard group with a horodate: LF label HT horodate HT value HT ck CR.
+pub fn standard_group_h(label: &str, horodate: &str, value: &str) -> Vec<u8> {
+    standard_group(label, &format!("{horodate}\t{value}"))
+}
+
 /// A tiny deterministic PRNG for the simulations.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);

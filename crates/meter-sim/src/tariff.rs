@@ -331,7 +331,7 @@ impl Calendars {
                 p.off_peak = !peak;
                 p.tempo_today = Some(today);
                 // Tomorrow is known from the announcement until the day ends at 06:00.
-                if minute < TEMPO_PEAK_START_MIN || minute >= TEMPO_ANNOUNCE_MIN {
+                if !(TEMPO_PEAK_START_MIN..TEMPO_ANNOUNCE_MIN).contains(&minute) {
                     p.tempo_tomorrow = Some(self.tempo_colour(tempo_day + 1));
                 }
             }
@@ -399,8 +399,8 @@ impl Calendars {
                 } else {
                     t.day_number + 1
                 };
-                let announced = t.minute_of_day() < TEMPO_PEAK_START_MIN
-                    || t.minute_of_day() >= TEMPO_ANNOUNCE_MIN;
+                let announced =
+                    !(TEMPO_PEAK_START_MIN..TEMPO_ANNOUNCE_MIN).contains(&t.minute_of_day());
                 let colour = if announced {
                     self.tempo_colour(tempo_day)
                 } else {

@@ -213,7 +213,7 @@ fn tempo_colours_are_announced_in_stge_and_demain() {
             let d = &d[0];
             let local = clock::local(frame.true_time_unix_ms / 1000);
             let minute = local.hour as u32 * 60 + local.minute as u32;
-            let known = minute < 6 * 60 || minute >= 10 * 60 + 40;
+            let known = !(6 * 60..10 * 60 + 40).contains(&minute);
             match mode {
                 Mode::Historic => {
                     let demain = d.value("DEMAIN");

@@ -652,8 +652,12 @@ impl Store {
                     self.commit_group(group)
                 }))
                 .unwrap_or_else(|_| Err(StoreError::CommitFailed("internal panic".into())));
+                let mut due = false;
                 let results = match outcome {
-                    Ok(r) => r.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Ok((r, d)) => {
+                        due = d;
+                        r.into_iter().map(Ok).collect::<Vec<_>>()
+                    }
                     Err(e) => {
                         let msg = e.to_string();
                         tickets
@@ -668,13 +672,26 @@ impl Store {
                     q.done.insert(t, r);
                 }
                 self.queue_cv.notify_all();
+                if due {
+                    // After the acks went out: the group does not wait for the checkpoint
+                    // (the next group does, on the writer lock).
+                    drop(q);
+                    let mut w = lock(&self.writer);
+                    if self.checkpoint_locked(&mut w).is_err() {
+                        // The data is durable in the head log; retried at the next trigger.
+                        w.checkpoint_failures += 1;
+                    }
+                    drop(w);
+                    q = lock(&self.queue);
+                }
                 continue;
             }
             q = self.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    fn commit_group(&self, group: Vec<(u64, WriteBatch)>) -> Result<Vec<WriteReceipt>> {
+    /// Commits a group; returns the receipts and whether a checkpoint is due.
+    fn commit_group(&self, group: Vec<(u64, WriteBatch)>) -> Result<(Vec<WriteReceipt>, bool)> {
         let mut w = lock(&self.writer);
         let mut rec = LogRecord::default();
         let mut receipts = Vec::with_capacity(group.len());
@@ -730,7 +747,7 @@ impl Store {
             receipts.push(r);
         }
         if rec.is_empty() && hw_new.is_empty() {
-            return Ok(receipts);
+            return Ok((receipts, false));
         }
         let blob = rec.encode()?;
         let tx = w
@@ -757,11 +774,7 @@ impl Store {
                     .since
                     .is_some_and(|s| s.elapsed() >= self.cfg.head_max_age)
         };
-        if due && self.checkpoint_locked(&mut w).is_err() {
-            // The data is durable in the head log; the checkpoint is retried later.
-            w.checkpoint_failures += 1;
-        }
-        Ok(receipts)
+        Ok((receipts, due))
     }
 
     /// Compresses the head into chunks now (normally automatic).

@@ -429,7 +429,7 @@ fn readers_see_consistent_snapshots_during_checkpoints() {
         );
         let count = a.unwrap()[0].agg.map_or(0, |a| a.count);
         assert!(
-            count as usize >= seen && count % 250 == 0,
+            count as usize >= seen && count.is_multiple_of(250),
             "count {count} after {seen}"
         );
     }

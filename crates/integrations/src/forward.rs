@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::queue::{now_ms, Queue, QueueError, Record};
-use crate::reading::Reading;
+use crate::reading::{Reading, Series};
 
 /// The kind of backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -80,7 +80,11 @@ impl ForwardConfig {
     /// A forwarder of `kind` to `url` with every other setting at its default (the
     /// `--forward-opentsdb URL` / `--forward-influx URL` flags).
     pub fn new(kind: ForwardKind, url: &str) -> ForwardConfig {
-        ForwardConfig { kind, url: url.to_string(), ..ForwardConfig::default() }
+        ForwardConfig {
+            kind,
+            url: url.to_string(),
+            ..ForwardConfig::default()
+        }
     }
 
     /// The write URL the forwarder posts to, or what is wrong with `url`.
@@ -119,21 +123,37 @@ impl ForwardConfig {
             ForwardKind::Opentsdb => "opentsdb",
             ForwardKind::Influx => "influx",
         };
-        let host = split_http_url(&self.url).map(|(b, _)| b).unwrap_or_default();
-        crate::reading::topic_safe(&format!("{kind}-{}", host.trim_start_matches("http://").replace(':', "-")))
+        let host = split_http_url(&self.url)
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        crate::reading::topic_safe(&format!(
+            "{kind}-{}",
+            host.trim_start_matches("http://").replace(':', "-")
+        ))
     }
 
     /// Checks the settings; the message says what to change.
     pub fn validate(&self) -> Result<(), String> {
         self.write_url()?;
         if self.batch_points == 0 {
-            return Err(format!("forward {}: batch_points must be at least 1", self.url));
+            return Err(format!(
+                "forward {}: batch_points must be at least 1",
+                self.url
+            ));
         }
         if self.max_queue_mb == 0 {
-            return Err(format!("forward {}: max_queue_mb must be at least 1", self.url));
+            return Err(format!(
+                "forward {}: max_queue_mb must be at least 1",
+                self.url
+            ));
         }
-        if self.kind == ForwardKind::Influx && (self.measurement.is_empty() || self.measurement.starts_with('_')) {
-            return Err(format!("forward {}: measurement must be non-empty and not start with '_'", self.url));
+        if self.kind == ForwardKind::Influx
+            && (self.measurement.is_empty() || self.measurement.starts_with('_'))
+        {
+            return Err(format!(
+                "forward {}: measurement must be non-empty and not start with '_'",
+                self.url
+            ));
         }
         Ok(())
     }
@@ -149,7 +169,9 @@ fn split_http_url(url: &str) -> Result<(String, String), String> {
              through a local TLS-terminating proxy"
         ));
     } else {
-        return Err(format!("{url}: a forward URL starts with http://, e.g. http://127.0.0.1:4242"));
+        return Err(format!(
+            "{url}: a forward URL starts with http://, e.g. http://127.0.0.1:4242"
+        ));
     };
     let (host, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -211,7 +233,15 @@ fn influx_escape(s: &str, out: &mut String) {
 
 /// An OpenTSDB-safe name part: `a-z A-Z 0-9 - _ . /`, anything else → `_`.
 fn tsdb_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Forwarder {
@@ -220,7 +250,10 @@ impl Forwarder {
         cfg.validate()?;
         let name = cfg.name();
         let path = queue_dir.join(format!("forward-{name}.db"));
-        let queue = Arc::new(Queue::open(&path, cfg.max_queue_mb.saturating_mul(1 << 20)).map_err(|e| e.to_string())?);
+        let queue = Arc::new(
+            Queue::open(&path, cfg.max_queue_mb.saturating_mul(1 << 20))
+                .map_err(|e| e.to_string())?,
+        );
         let stats = Arc::new(ForwardStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let sender = Sender {
@@ -232,13 +265,24 @@ impl Forwarder {
             stop: stop.clone(),
         };
         if !queue.is_empty() {
-            tracing::info!("forward {name}: {} points queued from before the restart will be sent first", queue.points());
+            tracing::info!(
+                "forward {name}: {} points queued from before the restart will be sent first",
+                queue.points()
+            );
         }
         let thread = std::thread::Builder::new()
             .name(format!("fwd-{name}"))
             .spawn(move || sender.run())
             .map_err(|e| format!("forward {name}: cannot start its thread: {e}"))?;
-        Ok(Forwarder { name, cfg, queue, stats, stop, thread: Some(thread), last_full_log: Mutex::new(None) })
+        Ok(Forwarder {
+            name,
+            cfg,
+            queue,
+            stats,
+            stop,
+            thread: Some(thread),
+            last_full_log: Mutex::new(None),
+        })
     }
 
     /// The forwarder's name.
@@ -257,7 +301,11 @@ impl Forwarder {
     }
 
     /// Encodes one reading for this backend: (points, body).
-    pub fn encode(&self, r: &Reading, series: &[(std::borrow::Cow<'static, str>, f64)]) -> (u32, Vec<u8>) {
+    pub fn encode(
+        &self,
+        r: &Reading,
+        series: &[(std::borrow::Cow<'static, str>, f64)],
+    ) -> (u32, Vec<u8>) {
         let meter = tsdb_safe(&r.meter);
         let mut n = 0u32;
         match self.cfg.kind {
@@ -312,15 +360,19 @@ impl Forwarder {
 
     /// Queues readings durably (blocking: one fsync). Readings beyond the queue's bound are
     /// dropped for this forwarder and counted; the error is logged at most once a minute.
-    pub fn submit(&self, readings: &[(&Reading, &[(std::borrow::Cow<'static, str>, f64)])]) -> Result<(), QueueError> {
-        let items: Vec<(u32, Vec<u8>)> =
-            readings.iter().map(|(r, s)| self.encode(r, s)).filter(|(n, _)| *n > 0).collect();
-        let total: u64 = items.iter().map(|(n, _)| u64::from(*n)).sum();
-        let res = self.queue.append(&items);
+    pub fn submit(&self, readings: &[(&Reading, &Series)]) -> Result<(), QueueError> {
+        let items: Vec<(u32, Vec<u8>)> = readings
+            .iter()
+            .map(|(r, s)| self.encode(r, s))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        let counts: Vec<u64> = items.iter().map(|(n, _)| u64::from(*n)).collect();
+        let total: u64 = counts.iter().sum();
+        let res = self.queue.append(items);
         let (ok, err) = match res {
-            Ok(k) if k == items.len() => (total, None),
+            Ok(k) if k == counts.len() => (total, None),
             Ok(k) => (
-                items[..k].iter().map(|(n, _)| u64::from(*n)).sum(),
+                counts[..k].iter().sum(),
                 Some(QueueError::Full {
                     path: self.queue.path().to_path_buf(),
                     bytes: self.queue.bytes(),
@@ -333,7 +385,9 @@ impl Forwarder {
         match err {
             None => Ok(()),
             Some(e) => {
-                self.stats.dropped_points.fetch_add(total - ok, Ordering::Relaxed);
+                self.stats
+                    .dropped_points
+                    .fetch_add(total - ok, Ordering::Relaxed);
                 let mut last = self.last_full_log.lock().unwrap_or_else(|p| p.into_inner());
                 if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                     tracing::error!("forward {}: {e}", self.name);
@@ -421,7 +475,9 @@ impl Sender {
             match outcome {
                 Outcome::Accepted | Outcome::Rejected(_) => {
                     if let Outcome::Rejected(why) = &outcome {
-                        self.stats.rejected_points.fetch_add(points, Ordering::Relaxed);
+                        self.stats
+                            .rejected_points
+                            .fetch_add(points, Ordering::Relaxed);
                         tracing::error!(
                             "forward {}: the backend refused {points} points as invalid, skipping them: {why}",
                             self.name
@@ -452,10 +508,15 @@ impl Sender {
                 }
                 Outcome::TooLarge if batch.len() > 1 => {
                     batch_points = (points as u32 / 2).max(1);
-                    tracing::warn!("forward {}: request too large (413), retrying with {batch_points} points", self.name);
+                    tracing::warn!(
+                        "forward {}: request too large (413), retrying with {batch_points} points",
+                        self.name
+                    );
                 }
                 Outcome::TooLarge => {
-                    self.stats.rejected_points.fetch_add(points, Ordering::Relaxed);
+                    self.stats
+                        .rejected_points
+                        .fetch_add(points, Ordering::Relaxed);
                     tracing::error!("forward {}: one reading is larger than the backend accepts (413), skipping it", self.name);
                     let _ = self.queue.ack(last);
                 }
@@ -470,7 +531,11 @@ impl Sender {
                             MAX_BACKOFF.as_secs()
                         );
                     }
-                    *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                    *self
+                        .stats
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
                     failing = Some(why);
                     self.sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -480,7 +545,8 @@ impl Sender {
     }
 
     fn send(&self, agent: &ureq::Agent, batch: &[Record]) -> Outcome {
-        let mut body = Vec::with_capacity(batch.iter().map(|r| r.body.len() + 1).sum::<usize>() + 2);
+        let mut body =
+            Vec::with_capacity(batch.iter().map(|r| r.body.len() + 1).sum::<usize>() + 2);
         let content_type = match self.cfg.kind {
             ForwardKind::Opentsdb => {
                 body.push(b'[');
@@ -543,30 +609,72 @@ mod tests {
         assert_eq!(o.write_url().unwrap(), "http://127.0.0.1:4242/api/put");
         assert_eq!(o.name(), "opentsdb_127_0_0_1_4242");
         let i = ForwardConfig::new(ForwardKind::Influx, "http://h:8086/write?db=x");
-        assert_eq!(i.write_url().unwrap(), "http://h:8086/write?db=x&precision=ms");
+        assert_eq!(
+            i.write_url().unwrap(),
+            "http://h:8086/write?db=x&precision=ms"
+        );
         let i2 = ForwardConfig::new(ForwardKind::Influx, "http://h:8086");
-        assert_eq!(i2.write_url().unwrap(), "http://h:8086/write?db=teleinfo&precision=ms");
-        let v2 = ForwardConfig::new(ForwardKind::Influx, "http://h:8086/api/v2/write?org=o&bucket=b");
-        assert_eq!(v2.write_url().unwrap(), "http://h:8086/api/v2/write?org=o&bucket=b&precision=ms");
-        assert!(ForwardConfig::new(ForwardKind::Influx, "http://h/query").validate().unwrap_err().contains("/write"));
-        assert!(ForwardConfig::new(ForwardKind::Opentsdb, "https://h").validate().unwrap_err().contains("https"));
-        assert!(ForwardConfig::new(ForwardKind::Opentsdb, "h:4242").validate().unwrap_err().contains("http://"));
+        assert_eq!(
+            i2.write_url().unwrap(),
+            "http://h:8086/write?db=teleinfo&precision=ms"
+        );
+        let v2 = ForwardConfig::new(
+            ForwardKind::Influx,
+            "http://h:8086/api/v2/write?org=o&bucket=b",
+        );
+        assert_eq!(
+            v2.write_url().unwrap(),
+            "http://h:8086/api/v2/write?org=o&bucket=b&precision=ms"
+        );
+        assert!(ForwardConfig::new(ForwardKind::Influx, "http://h/query")
+            .validate()
+            .unwrap_err()
+            .contains("/write"));
+        assert!(ForwardConfig::new(ForwardKind::Opentsdb, "https://h")
+            .validate()
+            .unwrap_err()
+            .contains("https"));
+        assert!(ForwardConfig::new(ForwardKind::Opentsdb, "h:4242")
+            .validate()
+            .unwrap_err()
+            .contains("http://"));
     }
 
     #[test]
     fn encodings() {
         let dir = tempfile::tempdir().unwrap();
-        let r = Reading { meter: "0218 x".into(), ts_ms: 1_700_000_000_123, ..Reading::default() };
-        let s = vec![("EAST".into(), 12345.0), ("NJOURF.next".into(), 2.0), ("x y".into(), 1.5), ("bad".into(), f64::NAN)];
-        let mut o = Forwarder::start(ForwardConfig::new(ForwardKind::Opentsdb, "http://127.0.0.1:9"), dir.path()).unwrap();
+        let r = Reading {
+            meter: "0218 x".into(),
+            ts_ms: 1_700_000_000_123,
+            ..Reading::default()
+        };
+        let s = vec![
+            ("EAST".into(), 12345.0),
+            ("NJOURF.next".into(), 2.0),
+            ("x y".into(), 1.5),
+            ("bad".into(), f64::NAN),
+        ];
+        let mut o = Forwarder::start(
+            ForwardConfig::new(ForwardKind::Opentsdb, "http://127.0.0.1:9"),
+            dir.path(),
+        )
+        .unwrap();
         let (n, body) = o.encode(&r, &s);
         assert_eq!(n, 3);
-        let v: serde_json::Value = serde_json::from_slice(&[b"[", &body[..], b"]"].concat()).unwrap();
-        assert_eq!(v[0], serde_json::json!({"metric":"EAST","timestamp":1_700_000_000_123i64,"value":12345,"tags":{"meter":"0218_x"}}));
+        let v: serde_json::Value =
+            serde_json::from_slice(&[b"[", &body[..], b"]"].concat()).unwrap();
+        assert_eq!(
+            v[0],
+            serde_json::json!({"metric":"EAST","timestamp":1_700_000_000_123i64,"value":12345,"tags":{"meter":"0218_x"}})
+        );
         assert_eq!(v[2]["metric"], "x_y");
         assert_eq!(v[2]["value"], 1.5);
         o.shutdown();
-        let i = Forwarder::start(ForwardConfig::new(ForwardKind::Influx, "http://127.0.0.1:9"), dir.path()).unwrap();
+        let i = Forwarder::start(
+            ForwardConfig::new(ForwardKind::Influx, "http://127.0.0.1:9"),
+            dir.path(),
+        )
+        .unwrap();
         let (n, body) = i.encode(&r, &s);
         assert_eq!(n, 3);
         assert_eq!(

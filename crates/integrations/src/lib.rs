@@ -80,9 +80,16 @@ impl Outputs {
     pub fn start(cfg: &OutputsConfig, data_dir: &Path) -> Result<Outputs, String> {
         cfg.validate()?;
         let mqtt = cfg.mqtt.clone().map(Mqtt::start).transpose()?;
-        let forwarders =
-            cfg.forward.iter().map(|f| Forwarder::start(f.clone(), data_dir)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Outputs { plausibility: Mutex::new(Plausibility::default()), mqtt, forwarders })
+        let forwarders = cfg
+            .forward
+            .iter()
+            .map(|f| Forwarder::start(f.clone(), data_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Outputs {
+            plausibility: Mutex::new(Plausibility::default()),
+            mqtt,
+            forwarders,
+        })
     }
 
     /// The forwarders.
@@ -97,7 +104,10 @@ impl Outputs {
 
     /// Plausibility counters.
     pub fn plausibility(&self) -> plausibility::PlausibilityCounts {
-        self.plausibility.lock().unwrap_or_else(|p| p.into_inner()).counts
+        self.plausibility
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts
     }
 
     /// Checks readings (in order) and hands them to every output. Blocking when forwarders
@@ -111,7 +121,7 @@ impl Outputs {
         }
         // (reading, series, publish on MQTT): released first values go to the forwarders
         // only (they are history by now).
-        let mut checked: Vec<(Reading, Vec<(Cow<'static, str>, f64)>, bool)> = Vec::with_capacity(readings.len());
+        let mut checked: Vec<(Reading, reading::Series, bool)> = Vec::with_capacity(readings.len());
         {
             let mut p = self.plausibility.lock().unwrap_or_else(|p| p.into_inner());
             for mut r in readings {
@@ -144,8 +154,14 @@ impl Outputs {
                 });
                 released.sort_by_key(|x| x.0);
                 for group in released.chunk_by(|a, b| a.0 == b.0) {
-                    let pts: Vec<(Cow<'static, str>, f64)> = group.iter().map(|(_, n, v)| (n.clone(), *v)).collect();
-                    let pre = Reading { meter: r.meter.clone(), ts_ms: group[0].0, points: pts.clone(), ..Reading::default() };
+                    let pts: Vec<(Cow<'static, str>, f64)> =
+                        group.iter().map(|(_, n, v)| (n.clone(), *v)).collect();
+                    let pre = Reading {
+                        meter: r.meter.clone(),
+                        ts_ms: group[0].0,
+                        points: pts.clone(),
+                        ..Reading::default()
+                    };
                     checked.push((pre, pts, false));
                 }
                 checked.push((r, series, true));
@@ -153,8 +169,8 @@ impl Outputs {
         }
         let mut first_err = None;
         for f in &self.forwarders {
-            let refs: Vec<(&Reading, &[(Cow<'static, str>, f64)])> =
-                checked.iter().map(|(r, s, _)| (r, s.as_slice())).collect();
+            let refs: Vec<(&Reading, &reading::Series)> =
+                checked.iter().map(|(r, s, _)| (r, s)).collect();
             if let Err(e) = f.submit(&refs) {
                 first_err.get_or_insert(e);
             }
@@ -174,9 +190,21 @@ impl Outputs {
         let p = self.plausibility();
         let _ = writeln!(out, "# HELP teleinfo_outputs_index_held_total Index values held back before publishing, by reason.");
         let _ = writeln!(out, "# TYPE teleinfo_outputs_index_held_total counter");
-        let _ = writeln!(out, "teleinfo_outputs_index_held_total{{reason=\"implausible\"}} {}", p.implausible);
-        let _ = writeln!(out, "teleinfo_outputs_index_held_total{{reason=\"unconfirmed\"}} {}", p.unconfirmed);
-        let _ = writeln!(out, "teleinfo_outputs_index_reanchored_total {}", p.reanchored);
+        let _ = writeln!(
+            out,
+            "teleinfo_outputs_index_held_total{{reason=\"implausible\"}} {}",
+            p.implausible
+        );
+        let _ = writeln!(
+            out,
+            "teleinfo_outputs_index_held_total{{reason=\"unconfirmed\"}} {}",
+            p.unconfirmed
+        );
+        let _ = writeln!(
+            out,
+            "teleinfo_outputs_index_reanchored_total {}",
+            p.reanchored
+        );
         if let Some(m) = &self.mqtt {
             let s = m.stats();
             for (name, v) in [
@@ -195,11 +223,26 @@ impl Outputs {
             let s = f.stats();
             let n = f.name();
             for (name, v) in [
-                ("sent_points_total", s.sent_points.load(Ordering::Relaxed) as i64),
-                ("sent_batches_total", s.sent_batches.load(Ordering::Relaxed) as i64),
-                ("failed_attempts_total", s.failed_attempts.load(Ordering::Relaxed) as i64),
-                ("rejected_points_total", s.rejected_points.load(Ordering::Relaxed) as i64),
-                ("dropped_points_total", s.dropped_points.load(Ordering::Relaxed) as i64),
+                (
+                    "sent_points_total",
+                    s.sent_points.load(Ordering::Relaxed) as i64,
+                ),
+                (
+                    "sent_batches_total",
+                    s.sent_batches.load(Ordering::Relaxed) as i64,
+                ),
+                (
+                    "failed_attempts_total",
+                    s.failed_attempts.load(Ordering::Relaxed) as i64,
+                ),
+                (
+                    "rejected_points_total",
+                    s.rejected_points.load(Ordering::Relaxed) as i64,
+                ),
+                (
+                    "dropped_points_total",
+                    s.dropped_points.load(Ordering::Relaxed) as i64,
+                ),
                 ("queued_points", f.queue().points() as i64),
                 ("queue_bytes", f.queue().bytes() as i64),
                 ("queue_max_bytes", f.queue().max_bytes() as i64),
@@ -214,7 +257,9 @@ impl Outputs {
     /// Stops every output: forwarders finish their request in flight (queues stay on disk),
     /// MQTT says `offline`.
     pub async fn shutdown(self) {
-        let Outputs { mqtt, forwarders, .. } = self;
+        let Outputs {
+            mqtt, forwarders, ..
+        } = self;
         let joins = tokio::task::spawn_blocking(move || drop(forwarders));
         if let Some(m) = mqtt {
             m.shutdown().await;

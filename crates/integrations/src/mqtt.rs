@@ -93,7 +93,10 @@ pub struct BrokerAddr {
 impl MqttConfig {
     /// A config with `url` and defaults (`--mqtt URL`).
     pub fn new(url: &str) -> MqttConfig {
-        MqttConfig { url: url.to_string(), ..MqttConfig::default() }
+        MqttConfig {
+            url: url.to_string(),
+            ..MqttConfig::default()
+        }
     }
 
     /// Parses `url`; the error says what is accepted.
@@ -120,25 +123,42 @@ impl MqttConfig {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
                 h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>().map_err(|_| format!("--mqtt {url}: bad port {p:?}"))?,
+                p.parse::<u16>()
+                    .map_err(|_| format!("--mqtt {url}: bad port {p:?}"))?,
             ),
             _ => (hostport, 1883),
         };
         if host.is_empty() || host.contains('/') {
-            return Err(format!("--mqtt {url}: expected mqtt://[USER:PASSWORD@]HOST[:PORT]"));
+            return Err(format!(
+                "--mqtt {url}: expected mqtt://[USER:PASSWORD@]HOST[:PORT]"
+            ));
         }
-        Ok(BrokerAddr { host: host.to_string(), port, login })
+        Ok(BrokerAddr {
+            host: host.to_string(),
+            port,
+            login,
+        })
     }
 
     /// Checks every setting.
     pub fn validate(&self) -> Result<(), String> {
         self.broker()?;
-        if !(self.publish_interval_s.is_finite() && (0.05..=86_400.0).contains(&self.publish_interval_s)) {
-            return Err(format!("mqtt publish_interval_s {}: use 0.05 to 86400 seconds", self.publish_interval_s));
+        if !(self.publish_interval_s.is_finite()
+            && (0.05..=86_400.0).contains(&self.publish_interval_s))
+        {
+            return Err(format!(
+                "mqtt publish_interval_s {}: use 0.05 to 86400 seconds",
+                self.publish_interval_s
+            ));
         }
-        for (what, p) in [("topic_prefix", &self.topic_prefix), ("discovery_prefix", &self.discovery_prefix)] {
+        for (what, p) in [
+            ("topic_prefix", &self.topic_prefix),
+            ("discovery_prefix", &self.discovery_prefix),
+        ] {
             if p.is_empty() || p.contains(['+', '#']) || p.starts_with('/') || p.ends_with('/') {
-                return Err(format!("mqtt {what} {p:?}: non-empty, without + or #, no leading or trailing /"));
+                return Err(format!(
+                    "mqtt {what} {p:?}: non-empty, without + or #, no leading or trailing /"
+                ));
             }
         }
         if self.max_pending < 100 {
@@ -218,38 +238,62 @@ fn period_name(p: TariffPeriod) -> &'static str {
 pub fn entities(r: &Reading) -> Vec<Entity> {
     let mut out = Vec::with_capacity(r.values.len() + 12);
     for &(info, v) in &r.values {
-        if matches!(info.quantity, Quantity::Address | Quantity::Version | Quantity::DateTime | Quantity::BitField) {
+        if matches!(
+            info.quantity,
+            Quantity::Address | Quantity::Version | Quantity::DateTime | Quantity::BitField
+        ) {
             continue;
         }
-        let short = info.meaning.split(" (").next().unwrap_or(info.meaning).trim_end_matches('.');
-        let mut e = sensor(topic_safe(info.label), format!("{} {short}", info.label), number(v));
+        let short = info
+            .meaning
+            .split(" (")
+            .next()
+            .unwrap_or(info.meaning)
+            .trim_end_matches('.');
+        let mut e = sensor(
+            topic_safe(info.label),
+            format!("{} {short}", info.label),
+            number(v),
+        );
         match (info.unit, info.quantity) {
             (Unit::Wh, _) => {
-                (e.device_class, e.state_class, e.unit) = (Some("energy"), Some("total_increasing"), Some("Wh"));
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("energy"), Some("total_increasing"), Some("Wh"));
             }
             (Unit::VArh, _) => {
-                (e.device_class, e.state_class, e.unit) =
-                    (Some("reactive_energy"), Some("total_increasing"), Some("varh"));
+                (e.device_class, e.state_class, e.unit) = (
+                    Some("reactive_energy"),
+                    Some("total_increasing"),
+                    Some("varh"),
+                );
             }
             (Unit::VA, _) => {
-                (e.device_class, e.state_class, e.unit) = (Some("apparent_power"), Some("measurement"), Some("VA"));
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("apparent_power"), Some("measurement"), Some("VA"));
             }
             // PREF/PCOUP: settings in kVA, shown in VA (the unit every HA version accepts
             // for apparent power).
             (Unit::KVA, _) => {
-                (e.device_class, e.unit, e.category) = (Some("apparent_power"), Some("VA"), Some("diagnostic"));
+                (e.device_class, e.unit, e.category) =
+                    (Some("apparent_power"), Some("VA"), Some("diagnostic"));
                 e.value_template = Some("{{ (value | float(0) * 1000) | round(0) }}");
             }
-            (Unit::W, _) => (e.device_class, e.state_class, e.unit) = (Some("power"), Some("measurement"), Some("W")),
+            (Unit::W, _) => {
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("power"), Some("measurement"), Some("W"))
+            }
             (Unit::A, _) => {
-                (e.device_class, e.state_class, e.unit) = (Some("current"), Some("measurement"), Some("A"));
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("current"), Some("measurement"), Some("A"));
             }
             (Unit::V, _) => {
-                (e.device_class, e.state_class, e.unit) = (Some("voltage"), Some("measurement"), Some("V"));
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("voltage"), Some("measurement"), Some("V"));
             }
             (Unit::Minute, _) => (e.device_class, e.unit) = (Some("duration"), Some("min")),
             (Unit::Decalitre, _) => {
-                (e.device_class, e.state_class, e.unit) = (Some("gas"), Some("total_increasing"), Some("m³"));
+                (e.device_class, e.state_class, e.unit) =
+                    (Some("gas"), Some("total_increasing"), Some("m³"));
                 e.value_template = Some("{{ value | float(0) / 100 }}");
             }
             (Unit::None, _) => {}
@@ -258,12 +302,20 @@ pub fn entities(r: &Reading) -> Vec<Entity> {
     }
     let text = |object: &str, name: &str, state: String| sensor(object.into(), name.into(), state);
     if let Some(p) = r.ptec {
-        out.push(text("tariff_period", "Tariff period", period_name(p).into()));
+        out.push(text(
+            "tariff_period",
+            "Tariff period",
+            period_name(p).into(),
+        ));
     } else if let Some(t) = &r.tariff_name {
         out.push(text("tariff_period", "Tariff period", t.clone()));
     }
     let colour = |object: &str, name: &str, c: Option<TempoColour>| {
-        let mut e = text(object, name, c.map_or("unknown", TempoColour::as_str).into());
+        let mut e = text(
+            object,
+            name,
+            c.map_or("unknown", TempoColour::as_str).into(),
+        );
         (e.device_class, e.options) = (Some("enum"), Some(COLOURS));
         e
     };
@@ -284,17 +336,69 @@ pub fn entities(r: &Reading) -> Vec<Entity> {
     }
     if let Some(s) = r.stge {
         let flags: [(&str, &str, Option<&'static str>, bool, bool); 8] = [
-            ("cut_off", "Supply cut off", Some("problem"), s.cut_off() != CutOff::Closed, false),
-            ("cover_open", "Terminal cover open", Some("tamper"), s.cover_open(), false),
-            ("overvoltage", "Overvoltage", Some("problem"), s.overvoltage(), false),
-            ("reference_power_exceeded", "Reference power exceeded", Some("problem"), s.reference_power_exceeded(), false),
-            ("injecting", "Injecting", Some("power"), s.injecting(), false),
-            ("dry_contact_open", "Dry contact open", Some("opening"), s.dry_contact_open(), false),
-            ("clock_degraded", "Meter clock degraded", Some("problem"), s.clock_degraded(), true),
-            ("mobile_peak", "Mobile peak in progress", None, s.mobile_peak_in_progress().is_some(), false),
+            (
+                "cut_off",
+                "Supply cut off",
+                Some("problem"),
+                s.cut_off() != CutOff::Closed,
+                false,
+            ),
+            (
+                "cover_open",
+                "Terminal cover open",
+                Some("tamper"),
+                s.cover_open(),
+                false,
+            ),
+            (
+                "overvoltage",
+                "Overvoltage",
+                Some("problem"),
+                s.overvoltage(),
+                false,
+            ),
+            (
+                "reference_power_exceeded",
+                "Reference power exceeded",
+                Some("problem"),
+                s.reference_power_exceeded(),
+                false,
+            ),
+            (
+                "injecting",
+                "Injecting",
+                Some("power"),
+                s.injecting(),
+                false,
+            ),
+            (
+                "dry_contact_open",
+                "Dry contact open",
+                Some("opening"),
+                s.dry_contact_open(),
+                false,
+            ),
+            (
+                "clock_degraded",
+                "Meter clock degraded",
+                Some("problem"),
+                s.clock_degraded(),
+                true,
+            ),
+            (
+                "mobile_peak",
+                "Mobile peak in progress",
+                None,
+                s.mobile_peak_in_progress().is_some(),
+                false,
+            ),
         ];
         for (object, name, class, on, diag) in flags {
-            let mut e = sensor(format!("stge_{object}"), name.into(), if on { "ON" } else { "OFF" }.into());
+            let mut e = sensor(
+                format!("stge_{object}"),
+                name.into(),
+                if on { "ON" } else { "OFF" }.into(),
+            );
             e.component = "binary_sensor";
             e.device_class = class;
             e.category = diag.then_some("diagnostic");
@@ -354,7 +458,9 @@ impl Mqtt {
         cfg.validate()?;
         let b = cfg.broker()?;
         let client_id = cfg.client_id.clone().unwrap_or_else(|| {
-            let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
             format!("teleinfo-{:x}", (n as u64) ^ u64::from(std::process::id()))
         });
         let mut opts = MqttOptions::new(client_id, b.host.clone(), b.port);
@@ -424,9 +530,21 @@ impl Mqtt {
                 }
             }
         });
-        let publisher = Publisher { cfg, client, stats: stats.clone(), meters: HashMap::new(), connected: false, status };
+        let publisher = Publisher {
+            cfg,
+            client,
+            stats: stats.clone(),
+            meters: HashMap::new(),
+            connected: false,
+            status,
+        };
         let main = tokio::spawn(publisher.run(rx, ev_rx, stop_rx));
-        Ok(Mqtt { tx, stats, stop, tasks: vec![net, main] })
+        Ok(Mqtt {
+            tx,
+            stats,
+            stop,
+            tasks: vec![net, main],
+        })
     }
 
     /// Hands a reading over (never blocks: when the inbox is full the reading is dropped and
@@ -527,21 +645,27 @@ impl Publisher {
             put("payload_on", Some("ON".into()));
             put("payload_off", Some("OFF".into()));
         }
-        let topic = format!("{}/{}/{node}/{obj}/config", self.cfg.discovery_prefix, e.component);
+        let topic = format!(
+            "{}/{}/{node}/{obj}/config",
+            self.cfg.discovery_prefix, e.component
+        );
         (topic, c.to_string().into_bytes())
     }
 
     fn on_reading(&mut self, r: Reading) {
         let ents = entities(&r);
-        let m = self.meters.entry(r.meter.clone()).or_insert_with(|| MeterOut {
-            entities: BTreeMap::new(),
-            doc: Map::new(),
-            dirty: true,
-            announced: HashSet::new(),
-            last_seen: Instant::now(),
-            online: false,
-            device: device_info(&r.meter),
-        });
+        let m = self
+            .meters
+            .entry(r.meter.clone())
+            .or_insert_with(|| MeterOut {
+                entities: BTreeMap::new(),
+                doc: Map::new(),
+                dirty: true,
+                announced: HashSet::new(),
+                last_seen: Instant::now(),
+                online: false,
+                device: device_info(&r.meter),
+            });
         m.doc.insert("ts_ms".into(), r.ts_ms.into());
         for e in ents {
             let v = match e.state.parse::<f64>() {
@@ -563,12 +687,19 @@ impl Publisher {
         let timeout = Duration::from_secs(self.cfg.availability_timeout_s);
         let meters: Vec<String> = self.meters.keys().cloned().collect();
         for meter in meters {
-            let Some(m) = self.meters.get(&meter) else { continue };
+            let Some(m) = self.meters.get(&meter) else {
+                continue;
+            };
             let base = self.meter_topic(&meter);
             let fresh = m.last_seen.elapsed() < timeout;
             let mut online = m.online;
             if fresh != m.online
-                && self.publish(format!("{base}/availability"), QoS::AtLeastOnce, true, if fresh { "online" } else { "offline" }.into())
+                && self.publish(
+                    format!("{base}/availability"),
+                    QoS::AtLeastOnce,
+                    true,
+                    if fresh { "online" } else { "offline" }.into(),
+                )
             {
                 online = fresh;
             }
@@ -578,7 +709,9 @@ impl Publisher {
                     if !m.announced.contains(&e.object) {
                         let (t, p) = self.discovery(&meter, m, e);
                         if self.publish(t, QoS::AtLeastOnce, true, p) {
-                            self.stats.discovery_published.fetch_add(1, Ordering::Relaxed);
+                            self.stats
+                                .discovery_published
+                                .fetch_add(1, Ordering::Relaxed);
                             announced.push(e.object.clone());
                         }
                     }
@@ -596,7 +729,12 @@ impl Publisher {
                     sent &= self.publish(t, QoS::AtMostOnce, retain, e.state.clone().into_bytes());
                 }
                 let doc = Value::Object(m.doc.clone()).to_string();
-                sent &= self.publish(format!("{base}/state"), QoS::AtMostOnce, retain, doc.into_bytes());
+                sent &= self.publish(
+                    format!("{base}/state"),
+                    QoS::AtMostOnce,
+                    retain,
+                    doc.into_bytes(),
+                );
             }
             let m = self.meters.get_mut(&meter).expect("present");
             m.online = online;
@@ -609,7 +747,12 @@ impl Publisher {
 
     fn on_connected(&mut self) {
         self.connected = true;
-        self.publish(self.status.clone(), QoS::AtLeastOnce, true, b"online".to_vec());
+        self.publish(
+            self.status.clone(),
+            QoS::AtLeastOnce,
+            true,
+            b"online".to_vec(),
+        );
         if self.cfg.discovery {
             let t = format!("{}/status", self.cfg.discovery_prefix);
             if self.client.try_subscribe(t, QoS::AtLeastOnce).is_err() {
@@ -656,7 +799,12 @@ impl Publisher {
         }
         if self.connected {
             // A clean stop: say so now rather than when the broker notices the lost socket.
-            let _ = self.client.try_publish(self.status.clone(), QoS::AtLeastOnce, true, b"offline".to_vec());
+            let _ = self.client.try_publish(
+                self.status.clone(),
+                QoS::AtLeastOnce,
+                true,
+                b"offline".to_vec(),
+            );
             let _ = self.client.try_disconnect();
         }
     }
@@ -668,13 +816,37 @@ mod tests {
 
     #[test]
     fn urls() {
-        let b = MqttConfig::new("mqtt://u:p@broker.lan:1884").broker().unwrap();
-        assert_eq!(b, BrokerAddr { host: "broker.lan".into(), port: 1884, login: Some(("u".into(), "p".into())) });
-        assert_eq!(MqttConfig::new("mqtt://127.0.0.1").broker().unwrap().port, 1883);
-        assert!(MqttConfig::new("mqtts://h").broker().unwrap_err().contains("TLS"));
-        assert!(MqttConfig::new("h:1883").broker().unwrap_err().contains("mqtt://"));
-        assert!(MqttConfig::new("mqtt://h:x").broker().unwrap_err().contains("port"));
-        let bad = MqttConfig { topic_prefix: "a/+".into(), ..MqttConfig::default() };
+        let b = MqttConfig::new("mqtt://u:p@broker.lan:1884")
+            .broker()
+            .unwrap();
+        assert_eq!(
+            b,
+            BrokerAddr {
+                host: "broker.lan".into(),
+                port: 1884,
+                login: Some(("u".into(), "p".into()))
+            }
+        );
+        assert_eq!(
+            MqttConfig::new("mqtt://127.0.0.1").broker().unwrap().port,
+            1883
+        );
+        assert!(MqttConfig::new("mqtts://h")
+            .broker()
+            .unwrap_err()
+            .contains("TLS"));
+        assert!(MqttConfig::new("h:1883")
+            .broker()
+            .unwrap_err()
+            .contains("mqtt://"));
+        assert!(MqttConfig::new("mqtt://h:x")
+            .broker()
+            .unwrap_err()
+            .contains("port"));
+        let bad = MqttConfig {
+            topic_prefix: "a/+".into(),
+            ..MqttConfig::default()
+        };
         assert!(bad.validate().is_err());
         assert!(MqttConfig::default().validate().is_ok());
     }
@@ -700,12 +872,22 @@ mod tests {
             ..Reading::default()
         };
         let e = entities(&r);
-        let get = |o: &str| e.iter().find(|x| x.object == o).unwrap_or_else(|| panic!("{o} in {e:#?}"));
+        let get = |o: &str| {
+            e.iter()
+                .find(|x| x.object == o)
+                .unwrap_or_else(|| panic!("{o} in {e:#?}"))
+        };
         let east = get("EAST");
-        assert_eq!((east.device_class, east.state_class, east.unit), (Some("energy"), Some("total_increasing"), Some("Wh")));
+        assert_eq!(
+            (east.device_class, east.state_class, east.unit),
+            (Some("energy"), Some("total_increasing"), Some("Wh"))
+        );
         assert_eq!(east.state, "1234");
         let s = get("SINSTS");
-        assert_eq!((s.device_class, s.state_class, s.unit), (Some("apparent_power"), Some("measurement"), Some("VA")));
+        assert_eq!(
+            (s.device_class, s.state_class, s.unit),
+            (Some("apparent_power"), Some("measurement"), Some("VA"))
+        );
         assert_eq!(get("PCOUP").unit, Some("VA"));
         assert_eq!(get("ERQ1").unit, Some("varh"));
         assert_eq!(get("NJOURF_next").state, "2");
@@ -719,12 +901,22 @@ mod tests {
         assert_eq!(get("stge_cut_off").state, "OFF");
         assert_eq!(get("stge_cut_off").component, "binary_sensor");
         for x in &e {
-            assert!(x.object.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{}", x.object);
+            assert!(
+                x.object
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{}",
+                x.object
+            );
         }
         // Historic: PTEC gives the period and today's colour; PAPP is apparent power.
         let h = Reading {
             meter: "031762120162".into(),
-            values: vec![(l(Historic, "BBRHPJR"), 10.0), (l(Historic, "PAPP"), 750.0), (l(Historic, "PMAX"), 5000.0)],
+            values: vec![
+                (l(Historic, "BBRHPJR"), 10.0),
+                (l(Historic, "PAPP"), 750.0),
+                (l(Historic, "PMAX"), 5000.0),
+            ],
             ptec: TariffPeriod::parse("HPJR"),
             demain: Demain::parse("----"),
             ..Reading::default()
@@ -737,7 +929,13 @@ mod tests {
         assert_eq!(get("PMAX").device_class, Some("power"));
         assert_eq!(get("PMAX").unit, Some("W"));
         // No Tempo entities on other contracts.
-        let base = Reading { meter: "x".into(), ptec: TariffPeriod::parse("TH.."), ..Reading::default() };
-        assert!(!entities(&base).iter().any(|x| x.object.starts_with("tempo")));
+        let base = Reading {
+            meter: "x".into(),
+            ptec: TariffPeriod::parse("TH.."),
+            ..Reading::default()
+        };
+        assert!(!entities(&base)
+            .iter()
+            .any(|x| x.object.starts_with("tempo")));
     }
 }

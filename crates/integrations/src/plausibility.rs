@@ -96,7 +96,13 @@ impl Plausibility {
     /// Like [`check`](Self::check), and when this value confirms a first value that was
     /// held as unconfirmed, also returns that value (time, value): it is now known good and
     /// can be forwarded (before this one, so each series stays in time order).
-    pub fn check_release(&mut self, meter: &str, series: &str, ts_ms: i64, v: f64) -> (Verdict, Option<(i64, f64)>) {
+    pub fn check_release(
+        &mut self,
+        meter: &str,
+        series: &str,
+        ts_ms: i64,
+        v: f64,
+    ) -> (Verdict, Option<(i64, f64)>) {
         let limit = self.limits.get(meter).copied().unwrap_or(DEFAULT_LIMIT_VA);
         let key = (meter.to_string(), series.to_string());
         let t = match self.tracks.get_mut(&key) {
@@ -114,12 +120,20 @@ impl Plausibility {
         let verdict = match t.accepted {
             None => match t.pending {
                 Some(p) if p.0 < ts_ms && plausible(p, now, limit) => {
-                    *t = Track { accepted: Some(now), pending: None, run: 0 };
+                    *t = Track {
+                        accepted: Some(now),
+                        pending: None,
+                        run: 0,
+                    };
                     released = Some(p);
                     Verdict::Accept
                 }
                 Some(p) if p.0 == ts_ms && p.1 == v => {
-                    *t = Track { accepted: Some(now), pending: None, run: 0 };
+                    *t = Track {
+                        accepted: Some(now),
+                        pending: None,
+                        run: 0,
+                    };
                     Verdict::Accept
                 }
                 _ => {
@@ -138,7 +152,11 @@ impl Plausibility {
             }
             Some(a) => {
                 if plausible(a, now, limit) {
-                    *t = Track { accepted: Some(now), pending: None, run: 0 };
+                    *t = Track {
+                        accepted: Some(now),
+                        pending: None,
+                        run: 0,
+                    };
                     Verdict::Accept
                 } else {
                     t.run = match t.pending {
@@ -147,7 +165,11 @@ impl Plausibility {
                     };
                     t.pending = Some(now);
                     if t.run >= REANCHOR_AFTER {
-                        *t = Track { accepted: Some(now), pending: None, run: 0 };
+                        *t = Track {
+                            accepted: Some(now),
+                            pending: None,
+                            run: 0,
+                        };
                         self.counts.reanchored += 1;
                         return (Verdict::Accept, None);
                     }
@@ -174,8 +196,14 @@ mod tests {
         let mut p = Plausibility::default();
         p.set_limit("m", 9000.0);
         assert_eq!(p.check("m", "EAST", 0, 3_242_060.0), Unconfirmed);
-        assert_eq!(p.check_release("m", "EAST", 2000, 3_242_061.0), (Accept, Some((0, 3_242_060.0))));
-        assert_eq!(p.check_release("m", "EAST", 4000, 3_242_062.0), (Accept, None));
+        assert_eq!(
+            p.check_release("m", "EAST", 2000, 3_242_061.0),
+            (Accept, Some((0, 3_242_060.0)))
+        );
+        assert_eq!(
+            p.check_release("m", "EAST", 4000, 3_242_062.0),
+            (Accept, None)
+        );
         assert_eq!(p.counts.unconfirmed, 1);
     }
 
@@ -193,8 +221,19 @@ mod tests {
         assert_eq!(p.check("m", "EAST", 8000, 3_242_070.0), Accept);
         assert_eq!(p.counts.implausible, 2);
         // The bound: 9 kVA × 1.5 for an hour (+5 s) is 13.52 kWh.
-        assert_eq!(p.check("m", "EAST", 8000 + 3_600_000, 3_242_070.0 + 13_500.0), Accept);
-        assert_eq!(p.check("m", "EAST", 8000 + 7_200_000, 3_242_070.0 + 13_500.0 + 13_600.0), Implausible);
+        assert_eq!(
+            p.check("m", "EAST", 8000 + 3_600_000, 3_242_070.0 + 13_500.0),
+            Accept
+        );
+        assert_eq!(
+            p.check(
+                "m",
+                "EAST",
+                8000 + 7_200_000,
+                3_242_070.0 + 13_500.0 + 13_600.0
+            ),
+            Implausible
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ use tic::labels::LabelInfo;
 use tic::stge::Stge;
 use tic::{DataFormat, Decoder, Event, Mode, Quantity, Season};
 
+/// Series of a reading: (name, value).
+pub type Series = Vec<(Cow<'static, str>, f64)>;
+
 /// One checked frame of one meter.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {
@@ -39,7 +42,10 @@ impl Reading {
     /// Decodes the first frame (STX..ETX) of `bytes`. The time is the meter's DATE when it
     /// carries a season letter, else `fallback_ts_ms`. `None` when no group names a meter.
     pub fn decode(bytes: &[u8], fallback_ts_ms: i64) -> Option<Reading> {
-        let mut r = Reading { ts_ms: fallback_ts_ms, ..Reading::default() };
+        let mut r = Reading {
+            ts_ms: fallback_ts_ms,
+            ..Reading::default()
+        };
         let mut dec = Decoder::new();
         let mut input = bytes;
         let mut started = false;
@@ -55,10 +61,10 @@ impl Reading {
                 Event::Group(g) => {
                     let Some(info) = g.info else { return false };
                     match info.quantity {
-                        Quantity::Address if matches!(info.label, "ADSC" | "ADCO") => {
-                            if r.meter.is_empty() {
-                                r.meter = g.value.to_string();
-                            }
+                        Quantity::Address
+                            if matches!(info.label, "ADSC" | "ADCO") && r.meter.is_empty() =>
+                        {
+                            r.meter = g.value.to_string();
                         }
                         Quantity::DateTime => {
                             if let Some(h) = g.horodate.filter(|h| h.season != Season::None) {
@@ -115,22 +121,34 @@ impl Reading {
         if !self.points.is_empty() {
             return self.points.clone();
         }
-        self.values.iter().map(|&(i, v)| (Cow::Borrowed(series_name(i.label)), v)).collect()
+        self.values
+            .iter()
+            .map(|&(i, v)| (Cow::Borrowed(series_name(i.label)), v))
+            .collect()
     }
 
     /// The value of a label, if the frame had it.
     pub fn value(&self, label: &str) -> Option<f64> {
-        self.values.iter().find(|(i, _)| i.label == label).map(|&(_, v)| v)
+        self.values
+            .iter()
+            .find(|(i, _)| i.label == label)
+            .map(|&(_, v)| v)
     }
 
     /// Largest apparent power the meter lets through, VA: PCOUP, else PREF (standard, kVA),
     /// else ISOUSC × 230 V (historic, A; × 3 when the frame shows three phases).
     pub fn power_limit_va(&self) -> Option<f64> {
-        if let Some(k) = self.value("PCOUP").or_else(|| self.value("PREF")).filter(|&k| k > 0.0) {
+        if let Some(k) = self
+            .value("PCOUP")
+            .or_else(|| self.value("PREF"))
+            .filter(|&k| k > 0.0)
+        {
             return Some(k * 1000.0);
         }
         let three = self.value("IINST2").is_some() || self.value("IMAX2").is_some();
-        self.value("ISOUSC").filter(|&a| a > 0.0).map(|a| a * 230.0 * if three { 3.0 } else { 1.0 })
+        self.value("ISOUSC")
+            .filter(|&a| a > 0.0)
+            .map(|a| a * 230.0 * if three { 3.0 } else { 1.0 })
     }
 }
 
@@ -150,8 +168,12 @@ pub fn is_index_series(name: &str) -> bool {
         return true;
     }
     [Mode::Standard, Mode::Historic].into_iter().any(|m| {
-        tic::labels::lookup(m, name.as_bytes())
-            .is_some_and(|i| matches!(i.quantity, Quantity::EnergyIndex | Quantity::ReactiveEnergyIndex))
+        tic::labels::lookup(m, name.as_bytes()).is_some_and(|i| {
+            matches!(
+                i.quantity,
+                Quantity::EnergyIndex | Quantity::ReactiveEnergyIndex
+            )
+        })
     })
 }
 
@@ -225,7 +247,10 @@ mod tests {
         assert_eq!(r.power_limit_va(), Some(12_000.0));
         assert_eq!(r.tariff_name.as_deref(), Some("HEURE PLEINE"));
         assert!(r.stge.is_some());
-        assert!(r.series().iter().any(|(n, v)| n == "SINSTS" && *v == 1234.0));
+        assert!(r
+            .series()
+            .iter()
+            .any(|(n, v)| n == "SINSTS" && *v == 1234.0));
         assert!(Reading::decode(b"\x02garbage\x03", 0).is_none());
     }
 
@@ -234,7 +259,10 @@ mod tests {
         let mut out = vec![tic::STX];
         let h = Horodate::from_unix_s(1_764_000_000, Season::Winter, false);
         let mut w = |label: &str, hd: Option<&Horodate>, value: &str| {
-            tic::encode::write_group(Mode::Standard, label, hd, value, &mut |b| out.extend_from_slice(b)).unwrap();
+            tic::encode::write_group(Mode::Standard, label, hd, value, &mut |b| {
+                out.extend_from_slice(b)
+            })
+            .unwrap();
         };
         w("ADSC", None, "041776199277");
         w("DATE", Some(&h), "");

@@ -20,7 +20,9 @@ type Expected = BTreeMap<(String, String), Vec<(i64, f64)>>;
 fn expect(readings: &[Reading], exp: &mut Expected) {
     for r in readings {
         for (name, v) in r.series() {
-            exp.entry((r.meter.clone(), name.to_string())).or_default().push((r.ts_ms, v));
+            exp.entry((r.meter.clone(), name.to_string()))
+                .or_default()
+                .push((r.ts_ms, v));
         }
     }
 }
@@ -58,7 +60,10 @@ impl Fleet {
 
 fn drained(out: &Outputs, within: Duration) {
     eventually(within, "the forward queue to drain", || {
-        out.forwarders().iter().all(|f| f.queue().is_empty()).then_some(())
+        out.forwarders()
+            .iter()
+            .all(|f| f.queue().is_empty())
+            .then_some(())
     });
 }
 
@@ -82,14 +87,24 @@ fn vm(dir: &Path, http: u16, tsdb: u16) -> Option<Proc> {
 /// Every sample of `metric` in VictoriaMetrics, by meter, in time order.
 fn vm_export(http: u16, metric: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
     http_get(&format!("http://127.0.0.1:{http}/internal/force_flush"));
-    let (st, body) = http_get(&format!("http://127.0.0.1:{http}/api/v1/export?match[]={metric}"));
+    let (st, body) = http_get(&format!(
+        "http://127.0.0.1:{http}/api/v1/export?match[]={metric}"
+    ));
     assert_eq!(st, 200, "{body}");
     let mut out = BTreeMap::new();
     for line in body.lines().filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let meter = v["metric"]["meter"].as_str().unwrap().to_string();
-        let ts = v["timestamps"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap());
-        let vals = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap());
+        let ts = v["timestamps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap());
+        let vals = v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap());
         let mut pts: Vec<(i64, f64)> = ts.zip(vals).collect();
         pts.sort_by_key(|p| p.0);
         out.insert(meter, pts);
@@ -105,7 +120,9 @@ fn compare(exp: &Expected, metric: &str, got: &BTreeMap<String, Vec<(i64, f64)>>
             continue;
         }
         meters += 1;
-        let g = got.get(meter).unwrap_or_else(|| panic!("{metric} of {meter}: nothing in the backend"));
+        let g = got
+            .get(meter)
+            .unwrap_or_else(|| panic!("{metric} of {meter}: nothing in the backend"));
         assert_eq!(g.len(), pts.len(), "{metric} of {meter}: count");
         assert_eq!(g, pts, "{metric} of {meter}: values");
         n += pts.len();
@@ -118,10 +135,15 @@ fn compare(exp: &Expected, metric: &str, got: &BTreeMap<String, Vec<(i64, f64)>>
 fn victoriametrics_via_opentsdb_put_survives_outage_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (http, tsdb) = (free_port(), free_port());
-    let Some(mut backend) = vm(dir.path(), http, tsdb) else { return };
+    let Some(mut backend) = vm(dir.path(), http, tsdb) else {
+        return;
+    };
     let cfg = OutputsConfig {
         mqtt: None,
-        forward: vec![ForwardConfig { batch_points: 500, ..ForwardConfig::new(ForwardKind::Opentsdb, &format!("http://127.0.0.1:{tsdb}")) }],
+        forward: vec![ForwardConfig {
+            batch_points: 500,
+            ..ForwardConfig::new(ForwardKind::Opentsdb, &format!("http://127.0.0.1:{tsdb}"))
+        }],
     };
     let qdir = dir.path().join("queues");
     let mut exp = Expected::new();
@@ -146,13 +168,18 @@ fn victoriametrics_via_opentsdb_put_survives_outage_and_restart() {
         out.submit(chunk.to_vec()).unwrap();
     }
     let f = &out.forwarders()[0];
-    eventually(Duration::from_secs(10), "failed attempts", || (f.stats().failed_attempts.load(Ordering::Relaxed) > 0).then_some(()));
+    eventually(Duration::from_secs(10), "failed attempts", || {
+        (f.stats().failed_attempts.load(Ordering::Relaxed) > 0).then_some(())
+    });
     assert!(f.queue().points() > 0);
     assert_eq!(f.stats().up.load(Ordering::Relaxed), 0);
 
     // 3. The gateway restarts while the backend is still down: the queue is on disk.
     let queued = f.queue().points();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(out.shutdown());
     let out = Outputs::start(&cfg, &qdir).unwrap();
     assert_eq!(out.forwarders()[0].queue().points(), queued);
@@ -170,9 +197,18 @@ fn victoriametrics_via_opentsdb_put_survives_outage_and_restart() {
         + compare(&exp, "PAPP", &vm_export(http, "PAPP"))
         + compare(&exp, "NJOURF.next", &vm_export(http, "NJOURF.next"));
     assert!(n > 300, "{n}");
-    let sent = out.forwarders()[0].stats().sent_points.load(Ordering::Relaxed);
+    let sent = out.forwarders()[0]
+        .stats()
+        .sent_points
+        .load(Ordering::Relaxed);
     assert!(sent > 0);
-    assert_eq!(out.forwarders()[0].stats().rejected_points.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        out.forwarders()[0]
+            .stats()
+            .rejected_points
+            .load(Ordering::Relaxed),
+        0
+    );
     rt.block_on(out.shutdown());
 }
 
@@ -191,22 +227,40 @@ fn influxd(dir: &Path, http: u16, rpc: u16) -> Option<Proc> {
         ),
     )
     .unwrap();
-    let p = Proc::spawn(&bin, &["-config".into(), conf.display().to_string()], dir.join("influxd.log"));
+    let p = Proc::spawn(
+        &bin,
+        &["-config".into(), conf.display().to_string()],
+        dir.join("influxd.log"),
+    );
     wait_port(http, Duration::from_secs(30));
-    eventually(Duration::from_secs(20), "influxd /ping", || (http_get(&format!("http://127.0.0.1:{http}/ping")).0 == 204).then_some(()));
+    eventually(Duration::from_secs(20), "influxd /ping", || {
+        (http_get(&format!("http://127.0.0.1:{http}/ping")).0 == 204).then_some(())
+    });
     Some(p)
 }
 
 fn influx_series(http: u16, field: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
     let q = format!("SELECT \"{field}\" FROM teleinfo WHERE \"{field}\" > -1 GROUP BY meter");
-    let url = format!("http://127.0.0.1:{http}/query?db=linky&epoch=ms&q={}", urlencode(&q));
+    let url = format!(
+        "http://127.0.0.1:{http}/query?db=linky&epoch=ms&q={}",
+        urlencode(&q)
+    );
     let (st, body) = http_get(&url);
     assert_eq!(st, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut out = BTreeMap::new();
-    for s in v["results"][0]["series"].as_array().cloned().unwrap_or_default() {
+    for s in v["results"][0]["series"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         let meter = s["tags"]["meter"].as_str().unwrap().to_string();
-        let pts = s["values"].as_array().unwrap().iter().map(|row| (row[0].as_i64().unwrap(), row[1].as_f64().unwrap())).collect();
+        let pts = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| (row[0].as_i64().unwrap(), row[1].as_f64().unwrap()))
+            .collect();
         out.insert(meter, pts);
     }
     out
@@ -214,7 +268,13 @@ fn influx_series(http: u16, field: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -222,14 +282,22 @@ fn urlencode(s: &str) -> String {
 fn influxdb_line_protocol_survives_outage() {
     let dir = tempfile::tempdir().unwrap();
     let (http, rpc) = (free_port(), free_port());
-    let Some(mut backend) = influxd(dir.path(), http, rpc) else { return };
-    let (st, body) = http_post(&format!("http://127.0.0.1:{http}/query?q={}", urlencode("CREATE DATABASE linky")));
+    let Some(mut backend) = influxd(dir.path(), http, rpc) else {
+        return;
+    };
+    let (st, body) = http_post(&format!(
+        "http://127.0.0.1:{http}/query?q={}",
+        urlencode("CREATE DATABASE linky")
+    ));
     assert_eq!(st, 200, "{body}");
     let cfg = OutputsConfig {
         mqtt: None,
         forward: vec![ForwardConfig {
             batch_points: 300,
-            ..ForwardConfig::new(ForwardKind::Influx, &format!("http://127.0.0.1:{http}/write?db=linky"))
+            ..ForwardConfig::new(
+                ForwardKind::Influx,
+                &format!("http://127.0.0.1:{http}/write?db=linky"),
+            )
         }],
     };
     let mut exp = Expected::new();
@@ -247,7 +315,9 @@ fn influxdb_line_protocol_survives_outage() {
         out.submit(batch).unwrap();
     }
     let f = &out.forwarders()[0];
-    eventually(Duration::from_secs(10), "failed attempts", || (f.stats().failed_attempts.load(Ordering::Relaxed) > 0).then_some(()));
+    eventually(Duration::from_secs(10), "failed attempts", || {
+        (f.stats().failed_attempts.load(Ordering::Relaxed) > 0).then_some(())
+    });
     assert!(!f.queue().is_empty());
     std::thread::sleep(Duration::from_secs(2));
     backend.start();
@@ -258,6 +328,9 @@ fn influxdb_line_protocol_survives_outage() {
         + compare(&exp, "PAPP", &influx_series(http, "PAPP"));
     assert!(n > 300, "{n}");
     assert_eq!(f.stats().rejected_points.load(Ordering::Relaxed), 0);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(out.shutdown());
 }

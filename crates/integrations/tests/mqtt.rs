@@ -19,8 +19,16 @@ fn mosquitto(dir: &std::path::Path, port: u16) -> Option<Proc> {
     let bin = server_binary("mosquitto", "mosquitto")?;
     let conf = dir.join("mosquitto.conf");
     // No persistence: a restart loses every retained message, the worst case for discovery.
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
-    let p = Proc::spawn(&bin, &["-c".into(), conf.display().to_string()], dir.join("mosquitto.log"));
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let p = Proc::spawn(
+        &bin,
+        &["-c".into(), conf.display().to_string()],
+        dir.join("mosquitto.log"),
+    );
     wait_port(port, Duration::from_secs(10));
     Some(p)
 }
@@ -34,11 +42,18 @@ fn subscriber(port: u16, seen: Seen) {
         loop {
             match el.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client.subscribe("homeassistant/#", QoS::AtLeastOnce).await.unwrap();
+                    client
+                        .subscribe("homeassistant/#", QoS::AtLeastOnce)
+                        .await
+                        .unwrap();
                     client.subscribe("tt/#", QoS::AtLeastOnce).await.unwrap();
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    seen.lock().unwrap().entry(p.topic.clone()).or_default().push(p.payload.to_vec());
+                    seen.lock()
+                        .unwrap()
+                        .entry(p.topic.clone())
+                        .or_default()
+                        .push(p.payload.to_vec());
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -48,7 +63,11 @@ fn subscriber(port: u16, seen: Seen) {
 }
 
 fn last(seen: &Seen, topic: &str) -> Option<String> {
-    seen.lock().unwrap().get(topic).and_then(|v| v.last()).map(|b| String::from_utf8_lossy(b).into_owned())
+    seen.lock()
+        .unwrap()
+        .get(topic)
+        .and_then(|v| v.last())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 async fn wait_for(seen: &Seen, topic: &str, want: Option<&str>, within: Duration) -> String {
@@ -60,7 +79,10 @@ async fn wait_for(seen: &Seen, topic: &str, want: Option<&str>, within: Duration
             }
         }
         if tokio::time::Instant::now() > end {
-            panic!("{topic}: wanted {want:?}, last seen {:?}", last(seen, topic));
+            panic!(
+                "{topic}: wanted {want:?}, last seen {:?}",
+                last(seen, topic)
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -75,7 +97,9 @@ fn config(seen: &Seen, meter: &str, object: &str, component: &str) -> Value {
 async fn discovery_states_and_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(mut broker) = mosquitto(dir.path(), port) else { return };
+    let Some(mut broker) = mosquitto(dir.path(), port) else {
+        return;
+    };
     let seen: Seen = Arc::default();
     subscriber(port, seen.clone());
 
@@ -104,12 +128,36 @@ async fn discovery_states_and_broker_restart() {
     out.submit(readings.clone()).unwrap();
 
     // States: the index as the meter sent it, on its own topic and in the JSON document.
-    let east = wait_for(&seen, &format!("tt/{std_meter}/EAST"), Some(&format!("{}", last_east as i64)), Duration::from_secs(15)).await;
+    let east = wait_for(
+        &seen,
+        &format!("tt/{std_meter}/EAST"),
+        Some(&format!("{}", last_east as i64)),
+        Duration::from_secs(15),
+    )
+    .await;
     assert_eq!(east.parse::<f64>().unwrap(), last_east);
-    let doc: Value = serde_json::from_str(&wait_for(&seen, &format!("tt/{std_meter}/state"), None, Duration::from_secs(5)).await).unwrap();
+    let doc: Value = serde_json::from_str(
+        &wait_for(
+            &seen,
+            &format!("tt/{std_meter}/state"),
+            None,
+            Duration::from_secs(5),
+        )
+        .await,
+    )
+    .unwrap();
     assert_eq!(doc["EAST"].as_f64(), Some(last_east));
-    assert_eq!(wait_for(&seen, "tt/status", Some("online"), Duration::from_secs(5)).await, "online");
-    wait_for(&seen, &format!("tt/{std_meter}/availability"), Some("online"), Duration::from_secs(5)).await;
+    assert_eq!(
+        wait_for(&seen, "tt/status", Some("online"), Duration::from_secs(5)).await,
+        "online"
+    );
+    wait_for(
+        &seen,
+        &format!("tt/{std_meter}/availability"),
+        Some("online"),
+        Duration::from_secs(5),
+    )
+    .await;
 
     // Discovery: one device per meter, energy for the Energy dashboard, VA as apparent power.
     let c = config(&seen, &std_meter, "east", "sensor");
@@ -118,18 +166,37 @@ async fn discovery_states_and_broker_restart() {
     assert_eq!(c["unit_of_measurement"], "Wh");
     assert_eq!(c["state_topic"], format!("tt/{std_meter}/EAST"));
     assert_eq!(c["unique_id"], format!("teleinfo_{std_meter}_east"));
-    assert_eq!(c["device"]["identifiers"][0], format!("teleinfo_{std_meter}"));
+    assert_eq!(
+        c["device"]["identifiers"][0],
+        format!("teleinfo_{std_meter}")
+    );
     assert_eq!(c["availability_mode"], "all");
     let s = config(&seen, &std_meter, "sinsts", "sensor");
-    assert_eq!((s["device_class"].as_str(), s["unit_of_measurement"].as_str(), s["state_class"].as_str()), (Some("apparent_power"), Some("VA"), Some("measurement")));
+    assert_eq!(
+        (
+            s["device_class"].as_str(),
+            s["unit_of_measurement"].as_str(),
+            s["state_class"].as_str()
+        ),
+        (Some("apparent_power"), Some("VA"), Some("measurement"))
+    );
     let t = config(&seen, &std_meter, "tempo_today", "sensor");
     assert_eq!(t["device_class"], "enum");
-    assert!(t["options"].as_array().unwrap().contains(&Value::from("blue")));
+    assert!(t["options"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("blue")));
     let today = last(&seen, &format!("tt/{std_meter}/tempo_today")).unwrap();
-    assert!(["blue", "white", "red"].contains(&today.as_str()), "{today}");
+    assert!(
+        ["blue", "white", "red"].contains(&today.as_str()),
+        "{today}"
+    );
     let b = config(&seen, &std_meter, "stge_overvoltage", "binary_sensor");
     assert_eq!(b["device_class"], "problem");
-    assert_eq!(last(&seen, &format!("tt/{std_meter}/stge/overvoltage")).as_deref(), Some("OFF"));
+    assert_eq!(
+        last(&seen, &format!("tt/{std_meter}/stge/overvoltage")).as_deref(),
+        Some("OFF")
+    );
     // Labels with + and -: topic-safe names, valid object ids.
     let nj = config(&seen, &std_meter, "njourf_next", "sensor");
     assert_eq!(nj["state_topic"], format!("tt/{std_meter}/NJOURF_next"));
@@ -137,7 +204,10 @@ async fn discovery_states_and_broker_restart() {
     // Historic meter: its indexes, PAPP and the tariff period.
     let h = config(&seen, &hist_meter, "hchc", "sensor");
     assert_eq!(h["device_class"], "energy");
-    assert_eq!(config(&seen, &hist_meter, "papp", "sensor")["device_class"], "apparent_power");
+    assert_eq!(
+        config(&seen, &hist_meter, "papp", "sensor")["device_class"],
+        "apparent_power"
+    );
     let period = last(&seen, &format!("tt/{hist_meter}/tariff_period")).unwrap();
     assert!(period == "HC" || period == "HP", "{period}");
     for topic in seen.lock().unwrap().keys() {
@@ -160,21 +230,45 @@ async fn discovery_states_and_broker_restart() {
     let good_east = good.value("EAST").unwrap();
     assert!(good_east >= good_value);
     out.submit(vec![good]).unwrap();
-    wait_for(&seen, &format!("tt/{std_meter}/EAST"), Some(&format!("{}", good_east as i64)), Duration::from_secs(5)).await;
-    let all = seen.lock().unwrap().get(&format!("tt/{std_meter}/EAST")).cloned().unwrap();
-    assert!(!all.iter().any(|p| p == format!("{}", bad_value as i64).as_bytes()), "corrupted index published");
+    wait_for(
+        &seen,
+        &format!("tt/{std_meter}/EAST"),
+        Some(&format!("{}", good_east as i64)),
+        Duration::from_secs(5),
+    )
+    .await;
+    let all = seen
+        .lock()
+        .unwrap()
+        .get(&format!("tt/{std_meter}/EAST"))
+        .cloned()
+        .unwrap();
+    assert!(
+        !all.iter()
+            .any(|p| p == format!("{}", bad_value as i64).as_bytes()),
+        "corrupted index published"
+    );
 
     // Home Assistant restarts: its birth message brings every discovery config again.
-    let before = out.mqtt().unwrap().stats().discovery_published.load(std::sync::atomic::Ordering::Relaxed);
+    let before = out
+        .mqtt()
+        .unwrap()
+        .stats()
+        .discovery_published
+        .load(std::sync::atomic::Ordering::Relaxed);
     let (pc, mut pel) = AsyncClient::new(MqttOptions::new("ha", "127.0.0.1", port), 10);
-    pc.publish("homeassistant/status", QoS::AtLeastOnce, false, "online").await.unwrap();
+    pc.publish("homeassistant/status", QoS::AtLeastOnce, false, "online")
+        .await
+        .unwrap();
     for _ in 0..6 {
         let _ = tokio::time::timeout(Duration::from_millis(300), pel.poll()).await;
     }
     let stats = out.mqtt().unwrap().stats().clone();
     let after = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let n = stats.discovery_published.load(std::sync::atomic::Ordering::Relaxed);
+            let n = stats
+                .discovery_published
+                .load(std::sync::atomic::Ordering::Relaxed);
             if n >= before * 2 {
                 return n;
             }
@@ -197,12 +291,25 @@ async fn discovery_states_and_broker_restart() {
     let fresh = next_reading(&mut tempo, 0);
     let fresh_east = fresh.value("EAST").unwrap();
     out.submit(vec![fresh]).unwrap();
-    wait_for(&seen, &format!("tt/{std_meter}/EAST"), Some(&format!("{}", fresh_east as i64)), Duration::from_secs(40)).await;
+    wait_for(
+        &seen,
+        &format!("tt/{std_meter}/EAST"),
+        Some(&format!("{}", fresh_east as i64)),
+        Duration::from_secs(40),
+    )
+    .await;
     wait_for(&seen, "tt/status", Some("online"), Duration::from_secs(5)).await;
-    assert_eq!(config(&seen, &std_meter, "east", "sensor")["device_class"], "energy");
+    assert_eq!(
+        config(&seen, &std_meter, "east", "sensor")["device_class"],
+        "energy"
+    );
     let s = out.mqtt().unwrap().stats();
     assert!(s.connections.load(std::sync::atomic::Ordering::Relaxed) >= 2);
-    assert!(s.connection_errors.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(
+        s.connection_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
 
     // A clean stop says offline (retained) at once.
     out.shutdown().await;

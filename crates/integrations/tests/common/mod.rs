@@ -30,7 +30,11 @@ pub fn server_binary(bin: &str, package: &str) -> Option<PathBuf> {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts connections on `port`.
@@ -68,14 +72,22 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(bin: &Path, args: &[String], log: PathBuf) -> Proc {
-        let mut p = Proc { child: None, cmd: (bin.to_path_buf(), args.to_vec()), log };
+        let mut p = Proc {
+            child: None,
+            cmd: (bin.to_path_buf(), args.to_vec()),
+            log,
+        };
         p.start();
         p
     }
 
     pub fn start(&mut self) {
         assert!(self.child.is_none());
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(&self.cmd.0)
             .args(&self.cmd.1)
             .stdin(Stdio::null())
@@ -89,7 +101,9 @@ impl Proc {
     /// SIGTERM, then SIGKILL if it is still there after 15 s.
     pub fn terminate(&mut self) {
         if let Some(c) = &mut self.child {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let end = Instant::now() + Duration::from_secs(15);
             while Instant::now() < end {
                 if matches!(c.try_wait(), Ok(Some(_))) {
@@ -119,11 +133,20 @@ impl Drop for Proc {
 
 /// Now, Unix seconds.
 pub fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A simulated meter, one frame per `interval_ms` of meter time from `start_s`.
-pub fn simulator(seed: u64, mode: Mode, contract: Contract, start_s: i64, interval_ms: i64) -> Simulator {
+pub fn simulator(
+    seed: u64,
+    mode: Mode,
+    contract: Contract,
+    start_s: i64,
+    interval_ms: i64,
+) -> Simulator {
     let cfg = Config {
         mode,
         contract,
@@ -149,14 +172,23 @@ pub fn http_get(url: &str) -> (u16, String) {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut r = agent.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut r = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 
 /// POST `url` with an empty form body.
 pub fn http_post(url: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent.post(url).send("").unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(url)
+        .send("")
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
 }
 

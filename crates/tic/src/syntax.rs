@@ -77,6 +77,34 @@ fn eight_digits(x: u64) -> u64 {
     (v * 10_000 + (v >> 32)) & 0xFFFF_FFFF
 }
 
+/// Whether a value is a well-formed day profile, exactly as
+/// `DayProfile::parse(..).is_some()` decides (a unit test checks it), without
+/// its UTF-8 check and split iterator: 1 to 11 blocks of 8 bytes, one space
+/// between blocks, each `NONUTILE` or `HHMM` (a real time) and 4 upper-case
+/// hexadecimal digits.
+#[inline]
+fn is_day_profile(value: &[u8]) -> bool {
+    let n = value.len();
+    if n % 9 != 8 || n > 9 * crate::profile::MAX_SLOTS - 1 {
+        return false;
+    }
+    value
+        .chunks(9)
+        .all(|c| (c.len() == 8 || c[8] == SP) && is_profile_block(&c[..8]))
+}
+
+fn is_profile_block(block: &[u8]) -> bool {
+    if block == b"NONUTILE" {
+        return true;
+    }
+    let time = |i: usize| parse_digits(&block[i..i + 2]);
+    matches!(time(0), Some(0..=23))
+        && matches!(time(2), Some(0..=59))
+        && block[4..8]
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+}
+
 /// Whether a value is one or more ASCII digits, a word at a time.
 #[inline(always)]
 fn is_digits(value: &[u8]) -> bool {
@@ -410,7 +438,12 @@ impl DataFormat {
                 !value.is_empty() && value.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
             }
             DataFormat::Empty => value.is_empty(),
-            DataFormat::DayProfile => crate::profile::is_well_formed(value),
+            DataFormat::DayProfile => {
+                let ok = is_day_profile(value);
+                // The profile module's own check is the reference.
+                debug_assert_eq!(ok, crate::profile::is_well_formed(value));
+                ok
+            }
             DataFormat::Text => true,
         }
     }
@@ -565,6 +598,42 @@ mod tests {
             Some(9_999_999_999_999_999_999)
         );
         assert_eq!(parse_digits(b"00000000000000000000"), None);
+    }
+
+    #[test]
+    fn day_profile_check_matches_the_profile_parser() {
+        let mut rng = Lcg(4);
+        let pieces: [&[u8]; 12] = [
+            b"NONUTILE",
+            b"00004001",
+            b"23594001",
+            b"24004001",
+            b"06604001",
+            b"0600C00F",
+            b"0600c001",
+            b"060040",
+            b"NONUTIL",
+            b" ",
+            b"  ",
+            b"0600400G",
+        ];
+        for _ in 0..100_000 {
+            let mut value = Vec::new();
+            for i in 0..rng.next() % 14 {
+                if i > 0 && rng.next() % 8 != 0 {
+                    value.push(SP);
+                }
+                value.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
+                if rng.next() % 32 == 0 {
+                    value.push(rng.next());
+                }
+            }
+            let expected = core::str::from_utf8(&value)
+                .ok()
+                .and_then(crate::profile::DayProfile::parse)
+                .is_some();
+            assert_eq!(is_day_profile(&value), expected, "{:?}", value);
+        }
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub const RAM_KEEP_BYTES: usize = parse_usize(
 /// Firmware version sent in every batch.
 pub const FIRMWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Size of the RAM tier of the frame queue: 12 KiB, ~15 standard frames
-/// (packed 7-bit): what waits for the next ack, and the whole queue when
+/// Size of the RAM tier of the frame queue: 12 KiB, ~20 standard frames
+/// (compacted): what waits for the next ack, and the whole queue when
 /// the flash partition is missing.
 pub const RAM_TIER_BYTES: usize = 12 * 1024;
 /// Largest batch body: ~9 standard frames per POST.

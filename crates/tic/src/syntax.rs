@@ -180,11 +180,11 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
         total: 0,
         ht: 0,
     };
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        if found.end >= limit {
-            return found;
-        }
+    // The whole words to look at, the limit rounded up: the loop then needs
+    // no limit check of its own.
+    let whole = (bytes.len() / 8).min(limit.div_ceil(8)) * 8;
+    let (head, tail) = bytes.split_at(whole);
+    for chunk in head.chunks_exact(8) {
         let x = word(chunk);
         let (outside, ht) = classify(x);
         if found.end < MASK_BITS {
@@ -199,7 +199,10 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
         found.total += byte_sum(x);
         found.end += 8;
     }
-    for &b in words.remainder() {
+    if found.end >= limit {
+        return found;
+    }
+    for &b in tail {
         if found.end >= limit || is_outside(b) {
             break;
         }

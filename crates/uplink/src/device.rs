@@ -410,10 +410,12 @@ impl<S: FrameStore> Uplink<S> {
             .await
             .map_err(PrepareError::Store)?;
         let frames = writer.frame_count();
-        if frames == 0 {
-            if let Some(e) = encode_error {
-                return Err(PrepareError::Encode(e));
-            }
+        if frames == 0 && head.is_some() {
+            // The oldest frame does not fit this buffer: sending an empty
+            // batch instead would loop forever without progress.
+            return Err(PrepareError::Encode(
+                encode_error.unwrap_or(EncodeError::BatchFull),
+            ));
         }
         let len = writer.finish().len();
         Ok(Prepared {

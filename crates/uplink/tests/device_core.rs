@@ -682,3 +682,16 @@ fn uart_frames_reach_the_uplink_queue_and_line_states_follow() {
     // The meter goes silent.
     assert_eq!(receiver.line_state(now + 16_000), LineState::NoSignal);
 }
+
+#[test]
+fn a_buffer_too_small_for_the_oldest_frame_is_an_error_not_an_empty_batch() {
+    let mut uplink = Uplink::new(RamStore::<8192>::new(), UplinkConfig::default(), 1, 0);
+    block_on(uplink.enqueue(&[b'x'; 1500], None, 0)).unwrap();
+    let mut buf = [0u8; 1024];
+    let result = block_on(uplink.prepare(&mut buf, &IDENTITY, &PlatformStatus::default(), 0));
+    assert_eq!(
+        result,
+        Err(uplink::PrepareError::Encode(uplink::EncodeError::BatchFull))
+    );
+    assert_eq!(uplink.store().frames(), 1);
+}

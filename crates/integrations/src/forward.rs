@@ -215,7 +215,7 @@ pub struct Forwarder {
     queue: Arc<Queue>,
     stats: Arc<ForwardStats>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     last_full_log: Mutex<Option<Instant>>,
 }
 
@@ -280,7 +280,7 @@ impl Forwarder {
             queue,
             stats,
             stop,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             last_full_log: Mutex::new(None),
         })
     }
@@ -398,11 +398,18 @@ impl Forwarder {
         }
     }
 
-    /// Stops the sender thread (it finishes the request in flight; what is queued stays
-    /// on disk for the next start).
-    pub fn shutdown(&mut self) {
+    /// Asks the sender thread to stop after the request in flight, without waiting (what is
+    /// queued stays on disk for the next start; a request cut by the process exit is sent
+    /// again then).
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+    }
+
+    /// Stops the sender thread and waits for it (at most one request timeout).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
             let _ = t.join();
         }
     }
@@ -654,7 +661,7 @@ mod tests {
             ("x y".into(), 1.5),
             ("bad".into(), f64::NAN),
         ];
-        let mut o = Forwarder::start(
+        let o = Forwarder::start(
             ForwardConfig::new(ForwardKind::Opentsdb, "http://127.0.0.1:9"),
             dir.path(),
         )

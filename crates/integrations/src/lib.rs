@@ -255,7 +255,18 @@ impl Outputs {
     }
 
     /// Stops every output: forwarders finish their request in flight (queues stay on disk),
-    /// MQTT says `offline`.
+    /// MQTT says `offline`. Does not wait for the forwarders' requests in flight. Later
+    /// `submit`s still queue durably but nothing is sent.
+    pub async fn close(&self) {
+        for f in &self.forwarders {
+            f.stop();
+        }
+        if let Some(m) = &self.mqtt {
+            m.shutdown().await;
+        }
+    }
+
+    /// [`close`](Self::close), consuming.
     pub async fn shutdown(self) {
         let Outputs {
             mqtt, forwarders, ..

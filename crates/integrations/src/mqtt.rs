@@ -432,7 +432,7 @@ pub struct Mqtt {
     tx: mpsc::Sender<Reading>,
     stats: Arc<MqttStats>,
     stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 enum Ev {
@@ -543,7 +543,7 @@ impl Mqtt {
             tx,
             stats,
             stop,
-            tasks: vec![net, main],
+            tasks: std::sync::Mutex::new(vec![net, main]),
         })
     }
 
@@ -561,9 +561,10 @@ impl Mqtt {
     }
 
     /// Publishes `offline`, disconnects and stops the tasks (bounded: 2 s).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
     }

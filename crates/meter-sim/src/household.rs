@@ -82,7 +82,7 @@ impl Household {
         let pref_w = cfg.subscribed_kva as f64 * 1000.0;
         let persons = 1 + rng.below(4) as u32;
         let heater_w = if cfg.electric_heating {
-            (pref_w * rng.range(0.40, 0.55)).min(12_000.0)
+            (pref_w * rng.range(0.30, 0.40)).min(12_000.0)
         } else {
             0.0
         };
@@ -170,14 +170,15 @@ impl Household {
                 power_factor: 0.95,
             });
         }
-        // Overload: several big appliances at once, beyond the subscribed power
-        // (on one phase in three-phase, where the check is per phase, §5.3).
+        // Overload: several big appliances at once, on top of the usual load,
+        // usually beyond the subscribed power (on one phase in three-phase,
+        // where the check is per phase, §5.3).
         if self.rng.chance(self.cfg.overloads_per_day.min(1.0)) {
             let per_phase = pref_w / self.cfg.phases as f64;
             plan.push(Appliance {
                 start_s: (self.rng.range(7.0, 21.0) * 3600.0) as u32,
                 duration_s: self.rng.range(60.0, 420.0) as u32,
-                power_w: per_phase * self.rng.range(1.15, 1.5),
+                power_w: per_phase * self.rng.range(0.9, 1.2),
                 cycle_s: 0,
                 duty: 1.0,
                 phase: self.phase(),
@@ -260,8 +261,10 @@ impl Household {
         // Electric heating: the thermostat's duty follows the heat demand; each
         // phase's heater cycles over 20 minutes with its own offset.
         if self.heater_w > 0.0 {
-            let set_c = if activity > 0.1 { 19.5 } else { 17.0 };
-            let duty = ((set_c - outdoor_c) / 22.0).clamp(0.0, 1.0);
+            // Heat demand by degree-days: nothing above 15 °C outside (the
+            // house's own gains cover the rest), full power near −5 °C.
+            let threshold_c = if activity > 0.1 { 15.0 } else { 13.0 };
+            let duty = ((threshold_c - outdoor_c) / 20.0).clamp(0.0, 1.0);
             let n = self.cfg.phases as usize;
             for i in 0..n {
                 let on = (unix_s as f64 / 1200.0 + self.heating_phase[i]).fract() < duty;

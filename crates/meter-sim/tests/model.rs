@@ -286,3 +286,52 @@ fn faults_do_not_change_the_meter_data() {
         assert_eq!(clean.state(), faulty.state());
     }
 }
+
+#[test]
+fn daily_maxima_carry_the_time_they_happened() {
+    let config = Config {
+        phases: 3,
+        subscribed_kva: 12,
+        producer: true,
+        solar_kwp: 6.0,
+        interval: Interval::FixedMs(120_000),
+        start_unix_s: clock::parse_datetime("2026-04-10T00:00").unwrap(),
+        ..Config::default()
+    };
+    let mut seen: Vec<(u64, tic::Horodate)> = Vec::new(); // (SINSTS, DATE) today
+    let mut last_day_max: Option<(u64, String)> = None;
+    let mut day = 0u8;
+    for frame in Simulator::new(config).unwrap().take(3 * 720) {
+        let (d, _) = decode(&frame.bytes);
+        let d = &d[0];
+        let date = d.get("DATE").unwrap().horodate.unwrap();
+        if date.day != day {
+            if day != 0 {
+                // Yesterday's maximum moved to n-1 at midnight, with its time.
+                let y = d.get("SMAXSN-1").unwrap();
+                let (v, h) = last_day_max.clone().unwrap();
+                assert_eq!(
+                    (d.number("SMAXSN-1"), y.horodate.unwrap().to_string()),
+                    (v, h)
+                );
+            }
+            day = date.day;
+            seen.clear();
+        }
+        seen.push((d.number("SINSTS"), date));
+        let smax = d.get("SMAXSN").unwrap();
+        let h = smax.horodate.unwrap();
+        let best = seen.iter().map(|s| s.0).max().unwrap();
+        assert_eq!(d.number("SMAXSN"), best, "SMAXSN is today's maximum so far");
+        assert!(
+            seen.iter().any(|(v, t)| *v == best && *t == h),
+            "its horodate is when it happened"
+        );
+        assert_eq!((h.year, h.month, h.day), (date.year, date.month, date.day));
+        for i in 1..=3 {
+            assert!(d.number(&format!("SMAXSN{i}")) >= d.number(&format!("SINSTS{i}")));
+        }
+        assert!(d.number("SMAXIN") >= d.number("SINSTI"));
+        last_day_max = Some((d.number("SMAXSN"), h.to_string()));
+    }
+}

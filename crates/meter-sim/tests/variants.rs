@@ -83,11 +83,20 @@ fn expected_labels(config: &Config) -> Vec<&'static str> {
 const CONDITIONAL: [&str; 6] = ["DPM1", "FPM1", "PPOINTE", "PEJP", "ADPS", "ADIR1"];
 
 #[test]
-fn every_variant_decodes_cleanly_over_a_year() {
-    for mut config in variants() {
+fn every_standard_variant_decodes_cleanly_over_a_year() {
+    check_variants(Mode::Standard);
+}
+
+#[test]
+fn every_historic_variant_decodes_cleanly_over_a_year() {
+    check_variants(Mode::Historic);
+}
+
+fn check_variants(mode: Mode) {
+    for mut config in variants().into_iter().filter(|c| c.mode == mode) {
         // Hourly frames over a year, from a time that is not on the hour.
         config.interval = Interval::FixedMs(3_600_000 + 7_000);
-        config.overloads_per_day = 0.3;
+        config.overloads_per_day = 1.0;
         let name = format!(
             "{:?} {}P producer={} {}",
             config.mode, config.phases, config.producer, config.contract
@@ -131,6 +140,9 @@ fn every_variant_decodes_cleanly_over_a_year() {
                     .unwrap_or_else(|| panic!("{name}: unknown label {l}"));
                 assert!(p >= pos, "{name}: {l} out of order in {got:?}");
                 pos = p;
+            }
+            if frame.kind == FrameKind::Interrupted {
+                seen_conditional.insert("short".to_string());
             }
             if frame.kind == FrameKind::Long {
                 let fixed: Vec<&str> = got
@@ -230,4 +242,41 @@ fn real_sample_widths_and_padding() {
     let stge = tic::stge::Stge::parse(f.value("STGE")).unwrap();
     assert!(stge.producer() && stge.standard_mode());
     assert_eq!(stge.supplier_index() as u64, f.number("NTARF"));
+}
+
+#[test]
+fn historic_three_phase_overcurrent_cycles_20_short_frames_and_a_long_one() {
+    let config = Config {
+        mode: Mode::Historic,
+        phases: 3,
+        subscribed_kva: 12,
+        overloads_per_day: 1.0,
+        interval: Interval::FixedMs(2_000),
+        ..Config::default()
+    };
+    let mut sim = Simulator::new(config).unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..200_000 {
+        let f = sim.next_frame();
+        if f.kind == FrameKind::Interrupted {
+            // §2.2: cut after a group, EOT, no ETX.
+            assert_eq!(*f.bytes.last().unwrap(), tic::EOT);
+            assert!(!f.bytes.contains(&tic::ETX));
+        }
+        if f.kind == FrameKind::Short || !kinds.is_empty() {
+            kinds.push(f.kind);
+        }
+        if kinds.len() > 45 {
+            break;
+        }
+    }
+    assert!(kinds.len() > 45, "no overcurrent cycle found");
+    // Interrupted long frame, then 20 short, 1 long, 20 short...
+    let cycle: Vec<FrameKind> = kinds
+        .iter()
+        .copied()
+        .take_while(|k| *k != FrameKind::Long)
+        .collect();
+    assert_eq!(cycle.len(), 20, "{kinds:?}");
+    assert!(cycle.iter().all(|k| *k == FrameKind::Short));
 }

@@ -249,6 +249,22 @@ fn realtime_is_paced_at_the_line_speed() {
     assert!(elapsed >= Duration::from_millis(2_300), "{elapsed:?}");
     assert!(elapsed < WAIT, "{elapsed:?}");
     assert_eq!(out.stdout.iter().filter(|&&c| c == 0x03).count(), 3);
+
+    // Historic mode: 1200 Bd, two frames of about 170 bytes: about 2.9 s.
+    let started = Instant::now();
+    let out = simulate(&[
+        "--realtime",
+        "--frames",
+        "2",
+        "--mode",
+        "historic",
+        "--contract",
+        "hchp",
+    ]);
+    let elapsed = started.elapsed();
+    assert!(out.status.success());
+    assert!(elapsed >= Duration::from_millis(2_500), "{elapsed:?}");
+    assert!(elapsed < WAIT, "{elapsed:?}");
 }
 
 #[test]

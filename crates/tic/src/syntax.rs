@@ -3,7 +3,7 @@
 use crate::checksum::finish;
 use crate::horodate::HORODATE_LEN;
 use crate::labels::{self, DataFormat, Key, LabelInfo};
-use crate::{GroupError, Horodate, Mode, HT, SP};
+use crate::{GroupError, Horodate, HorodateError, Mode, Season, HT, SP};
 
 /// A group that passed every check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,64 @@ fn is_profile_block(block: &[u8]) -> bool {
         && block[4..8]
             .iter()
             .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+}
+
+/// [`Horodate::parse`] of the 13 wire bytes, with the same result and the
+/// same error precedence (season, then digits, then the date's reality), its
+/// 12 digits checked and paired two words at a time.
+#[inline]
+fn parse_horodate(raw: &[u8]) -> Result<Horodate, HorodateError> {
+    let (Some(&season), Some(date), Some(time)) = (raw.first(), raw.get(1..9), raw.get(9..13))
+    else {
+        return Err(HorodateError::Length);
+    };
+    if raw.len() != HORODATE_LEN {
+        return Err(HorodateError::Length);
+    }
+    let (season, degraded) = match season {
+        b'E' => (Season::Summer, false),
+        b'e' => (Season::Summer, true),
+        b'H' => (Season::Winter, false),
+        b'h' => (Season::Winter, true),
+        b' ' => (Season::None, false),
+        _ => return Err(HorodateError::Season),
+    };
+    // YYMMDDhh in one word; mmss padded with `0` digits in the other.
+    let date = word(date);
+    let mut padded = [b'0'; 8];
+    padded[..4].copy_from_slice(time);
+    let time = u64::from_le_bytes(padded);
+    if !all_digits_in(date) || !all_digits_in(time) {
+        return Err(HorodateError::NotDigit);
+    }
+    // Each pair of digits into one byte (first digit the tens): pairs land in
+    // the even bytes, as in `eight_digits`.
+    let pairs = |x: u64| {
+        let v = x - 0x30 * ONES;
+        (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF
+    };
+    let (d, t) = (pairs(date), pairs(time));
+    let h = Horodate {
+        season,
+        degraded,
+        year: 2000 + d as u8 as u16,
+        month: (d >> 16) as u8,
+        day: (d >> 32) as u8,
+        hour: (d >> 48) as u8,
+        minute: t as u8,
+        second: (t >> 16) as u8,
+    };
+    if h.month == 0
+        || h.month > 12
+        || h.day == 0
+        || h.day > crate::horodate::days_in_month(h.year, h.month)
+        || h.hour > 23
+        || h.minute > 59
+        || h.second > 59
+    {
+        return Err(HorodateError::Impossible);
+    }
+    Ok(h)
 }
 
 /// Whether a value is one or more ASCII digits, a word at a time.
@@ -394,7 +452,10 @@ pub(crate) fn parse_clean<'a>(
             if raw.len() != HORODATE_LEN {
                 return Err(GroupError::Horodate(crate::HorodateError::Length));
             }
-            Some(Horodate::parse(raw).map_err(GroupError::Horodate)?)
+            let parsed = parse_horodate(raw);
+            // `Horodate::parse` is the reference.
+            debug_assert_eq!(parsed, Horodate::parse(raw));
+            Some(parsed.map_err(GroupError::Horodate)?)
         }
     };
     let value = &body[value_start..];
@@ -637,6 +698,44 @@ mod tests {
                 .is_some();
             assert_eq!(is_day_profile(&value), expected, "{:?}", value);
         }
+    }
+
+    #[test]
+    fn horodate_parse_matches_the_reference() {
+        let mut rng = Lcg(5);
+        let mut checked = [0usize; 2];
+        for _ in 0..200_000 {
+            let len = if rng.next() % 16 == 0 {
+                rng.next() as usize % 16
+            } else {
+                13
+            };
+            let raw: Vec<u8> = (0..len)
+                .map(|i| match (i, rng.next() % 32) {
+                    (0, 0..=27) => b"EeHh X"[rng.next() as usize % 6],
+                    (1..=12, 0..=28) => {
+                        // Plausible dates, so that most are real.
+                        let tens: &[u8] = match i {
+                            3 | 7 => b"01",
+                            5 => b"0123",
+                            9 | 11 => b"012345",
+                            _ => b"0123456789",
+                        };
+                        if i % 2 == 1 {
+                            tens[rng.next() as usize % tens.len()]
+                        } else {
+                            b'0' + rng.next() % 10
+                        }
+                    }
+                    _ => rng.next(),
+                })
+                .collect();
+            let ours = parse_horodate(&raw);
+            checked[ours.is_ok() as usize] += 1;
+            assert_eq!(ours, Horodate::parse(&raw), "{:?}", raw);
+        }
+        // Both outcomes were exercised.
+        assert!(checked[0] > 10_000 && checked[1] > 10_000, "{checked:?}");
     }
 
     #[test]

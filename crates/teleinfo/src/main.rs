@@ -4,6 +4,7 @@
 //! argument struct; this file only dispatches.
 
 mod cmd;
+mod forward;
 mod frames;
 mod serial;
 
@@ -34,6 +35,9 @@ enum Command {
     /// A virtual Linky: write realistic TIC frames (both modes, every meter
     /// variant and contract, faults) to stdout, a file, TCP or a pseudo-terminal.
     Simulate(cmd::simulate::Args),
+    /// Forward a TIC dongle or UART to a teleinfo server over HTTP, as the ESP32 firmware does,
+    /// with an on-disk queue that survives restarts and server outages.
+    Forward(cmd::forward::Args),
     /// Run the server: uplink, OpenTSDB and serial ingest into the embedded store, JSON and
     /// OpenTSDB query APIs, live stream, metrics.
     Serve(cmd::serve::Args),
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => cmd::decode::run(args),
         Command::Read(args) => cmd::read::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Forward(args) => cmd::forward::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Device(args) => cmd::device::run(args),
         Command::Import(args) => cmd::import::run(args),

@@ -24,5 +24,6 @@ if ! cargo bench -p tic --bench decode -- "$@" >"$log" 2>&1; then
     cat "$log"
     exit 1
 fi
-grep -E '^decode/|^ +(time|thrpt):' "$log" || true
+# Each benchmark's own time and throughput lines, not the change since the last run.
+awk '/^decode\//{n = 1; print; next} n > 0 {print; n--}' "$log"
 sed -n '/^TIC decode throughput/,$p' "$log"

@@ -188,6 +188,8 @@ fn forward(pty: &Path, port: u16, token: &str, device: &str, queue: &Path) -> Pr
 
 /// One stored frame: (boot id, sequence number, raw bytes).
 type Stored = (u64, u64, Vec<u8>);
+/// One boot's stored frames: (boot id, [(sequence number, raw bytes)]).
+type Boot = (u64, Vec<(u64, Vec<u8>)>);
 
 fn stored(port: u16, device: &str) -> Vec<Stored> {
     let mut c = server::client::Client::new(format!("127.0.0.1:{port}").parse().unwrap());
@@ -220,10 +222,10 @@ fn stored(port: u16, device: &str) -> Vec<Stored> {
 
 /// The stored frames per boot, each boot's in sequence order, boots in the
 /// order they started; asserts that no (boot, seq) key is there twice.
-fn by_boot(frames: &[Stored]) -> Vec<(u64, Vec<(u64, Vec<u8>)>)> {
+fn by_boot(frames: &[Stored]) -> Vec<Boot> {
     let keys: HashSet<(u64, u64)> = frames.iter().map(|f| (f.0, f.1)).collect();
     assert_eq!(keys.len(), frames.len(), "a (boot, seq) stored twice");
-    let mut boots: Vec<(u64, Vec<(u64, Vec<u8>)>)> = Vec::new();
+    let mut boots: Vec<Boot> = Vec::new();
     for (boot, seq, raw) in frames {
         match boots.iter_mut().find(|b| b.0 == *boot) {
             Some(b) => b.1.push((*seq, raw.clone())),
@@ -233,8 +235,6 @@ fn by_boot(frames: &[Stored]) -> Vec<(u64, Vec<(u64, Vec<u8>)>)> {
     for b in &mut boots {
         b.1.sort_by_key(|f| f.0);
     }
-    // A boot's first frame is later in the meter's stream than every frame
-    // of the boots before it: order boots by where they start in the truth.
     boots
 }
 

@@ -165,6 +165,14 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A Raspberry Pi has no battery-backed clock: until NTP set it, it reads
+/// an old date. Such a time is not sent (the server then uses its receive
+/// time and says so) rather than sent wrong.
+fn synced_unix_ms(t: SystemTime) -> Option<u64> {
+    const JAN_2020_MS: u64 = 1_577_836_800_000;
+    Some(unix_ms(t)).filter(|&ms| ms >= JAN_2020_MS)
+}
+
 /// Monotonic milliseconds since start, and the system clock (NTP on a
 /// Linux box) as the device's wall clock.
 struct HostClock {
@@ -176,7 +184,7 @@ impl Clock for HostClock {
         self.start.elapsed().as_millis() as u64
     }
     fn unix_ms(&self) -> Option<u64> {
-        Some(unix_ms(SystemTime::now()))
+        synced_unix_ms(SystemTime::now())
     }
 }
 
@@ -242,12 +250,12 @@ impl Forwarder {
                 self.line
                     .feed(&chunk.bytes, now, &mut |f| frames.push(f.bytes.to_vec()));
                 // All frames of a chunk completed no later than its read.
-                let at = unix_ms(chunk.at);
+                let at = synced_unix_ms(chunk.at);
                 let evicted = self.uplink.counters().get(Counter::EvictedFrames);
                 for f in frames {
                     // Failures are counted by the uplink itself (oversize,
                     // store errors) and reported in its telemetry.
-                    let _ = self.uplink.enqueue(&f, Some(at), now).await;
+                    let _ = self.uplink.enqueue(&f, at, now).await;
                 }
                 if self.uplink.counters().get(Counter::EvictedFrames) != evicted && !self.evicting {
                     self.evicting = true;

@@ -411,7 +411,9 @@ fn readers_see_consistent_snapshots_during_checkpoints() {
         })
     };
     let mut seen = 0;
-    while !writer.is_finished() || seen < 50_000 {
+    loop {
+        // Checked before reading, so the last read sees everything the writer wrote.
+        let finished = writer.is_finished();
         let p = s.read_range(id, 0, T0 + 100_000_000).unwrap();
         // Always a prefix 0..n of what was written: nothing missing, nothing twice.
         for (i, t) in p.ts_ms.iter().enumerate() {
@@ -432,6 +434,9 @@ fn readers_see_consistent_snapshots_during_checkpoints() {
             count as usize >= seen && count.is_multiple_of(250),
             "count {count} after {seen}"
         );
+        if finished {
+            break;
+        }
     }
     writer.join().unwrap();
     assert_eq!(seen, 50_000);

@@ -134,9 +134,9 @@ fn uplink_idempotent_and_raw_frames() {
     assert_eq!(s.write(b).unwrap().frames_written, 1);
     let frames = s.raw_frames("esp32-abc", 0, T0 + 1_000_000, 100).unwrap();
     assert_eq!(frames.len(), 16);
-    s.checkpoint().unwrap();
-    drop(s);
+    s.close().unwrap();
     let s = open(&dir);
+    assert_eq!(s.stats().unwrap().head_points, 0);
     assert_eq!(s.uplink_high_water("esp32-abc", 42), Some(15));
     let r = s.write(batch(14, 16)).unwrap();
     assert_eq!((r.frames_written, r.frames_duplicate), (1, 2));

@@ -579,7 +579,15 @@ impl Store {
         if let Some(&id) = read(&self.sources).ids.get(device_id) {
             return Ok(id);
         }
-        crate::key::SeriesKey::new(device_id, Vec::<(String, String)>::new())?;
+        if device_id.is_empty()
+            || device_id.len() > crate::limits::MAX_NAME_BYTES
+            || device_id.chars().any(char::is_control)
+        {
+            return Err(StoreError::InvalidName {
+                name: device_id.chars().take(64).collect(),
+                reason: "device id must be 1..=255 bytes without control characters",
+            });
+        }
         let id: u32 = w.conn.query_row(
             "INSERT INTO sources(device_id) VALUES(?1) RETURNING id",
             [device_id],

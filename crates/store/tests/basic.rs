@@ -151,6 +151,19 @@ fn uplink_idempotent_and_raw_frames() {
     let p = s.read_range(id, 0, T0 + 1_000_000).unwrap();
     assert_eq!(p.ts_ms.len(), 16);
     assert_eq!(s.sources(), vec!["esp32-abc".to_string()]);
+    // Local serial ports are sources too.
+    let mut b = WriteBatch::from_source(Source {
+        device_id: "serial:/dev/ttyUSB0".into(),
+        boot_id: 1,
+    });
+    b.add_frame(1, T0, b"local").unwrap();
+    assert_eq!(s.write(b).unwrap().frames_written, 1);
+    let mut b = WriteBatch::from_source(Source {
+        device_id: "bad\nid".into(),
+        boot_id: 1,
+    });
+    b.add_frame(1, T0, b"x").unwrap();
+    assert!(matches!(s.write(b), Err(StoreError::InvalidName { .. })));
 }
 
 #[test]

@@ -83,13 +83,13 @@ pub enum StoreError {
     #[error("corrupt store data: {0}")]
     Corrupt(String),
     /// SQLite reported an error (disk full, permissions, locked by another process, ...).
-    #[error("sqlite: {0}")]
+    #[error("sqlite: {0} (check free disk space, file permissions and that the file is a teleinfo store)")]
     Sqlite(#[from] rusqlite::Error),
     /// Compression or decompression failed.
     #[error("compression: {0}")]
     Compression(String),
     /// File system error (creating the directory, ...).
-    #[error("i/o: {0}")]
+    #[error("i/o: {0} (check the store path, permissions and free disk space)")]
     Io(#[from] std::io::Error),
     /// The group commit this batch was part of failed; nothing of the batch was acknowledged
     /// and it may be retried.

@@ -482,6 +482,116 @@ fn the_queue_survives_kill_9_and_frees_only_what_was_acknowledged() {
     drop(serve);
 }
 
+/// A long outage with a small queue: the oldest frames are evicted, the
+/// disk stays within the bound, the loss is counted and reported to the
+/// server in the telemetry, and the newest frames get through.
+#[test]
+fn a_full_queue_evicts_the_oldest_counted_in_telemetry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let queue = tmp.path().join("queue");
+    let device = "pi-full";
+    let token = add_device(&data, device);
+    let port = free_port();
+    // Accelerated: the simulator writes as fast as forward reads (it
+    // blocks on a full terminal), 300 frames in a few seconds.
+    let mut sim = Proc::spawn(
+        "simulate",
+        Command::new(BIN)
+            .args(sim_args(31, 300))
+            .arg("--pty")
+            .stdout(Stdio::piped()),
+    );
+    let mut out = sim.child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let pty = PathBuf::from(String::from_utf8(line).unwrap());
+    let mut fwd = Proc::spawn(
+        "forward",
+        Command::new(BIN)
+            .arg("forward")
+            .arg(&pty)
+            .args(["--server", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "--token",
+                &token,
+                "--device-id",
+                device,
+                "--mode",
+                "standard",
+            ])
+            .arg("--queue")
+            .arg(&queue)
+            .args(["--queue-max", "32k", "--max-delay", "1"])
+            .stdout(Stdio::null()),
+    );
+    // The simulator ends after its 300 frames (forward then sees a hang-up).
+    assert!(sim.wait(Duration::from_secs(60)).success());
+    wait_for("eviction to be reported", Duration::from_secs(20), || {
+        fwd.log().contains("the queue is full")
+    });
+    // The hang-up comes after the last bytes: once it is reported, all
+    // frames before it are committed.
+    wait_for("the hang-up", Duration::from_secs(20), || {
+        fwd.log().contains("lost /dev/")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let on_disk: u64 = std::fs::read_dir(&queue)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 32 * 1024 + 16 * 1024, "{on_disk} bytes on disk");
+
+    let serve = Serve::start(&data, &format!("127.0.0.1:{port}"), &[]);
+    let counters = || {
+        let mut c = server::client::Client::new(format!("127.0.0.1:{port}").parse().unwrap());
+        let v = c.get("/api/v1/devices").unwrap().json();
+        let d = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == device)
+            .cloned()
+            .unwrap_or_default();
+        let c = &d["telemetry"]["counters"];
+        (
+            c["queued_frames"].as_u64().unwrap_or(0),
+            c["evicted_frames"].as_u64().unwrap_or(0),
+        )
+    };
+    // Everything accepted is either stored or counted as evicted.
+    wait_for("the queue to drain", Duration::from_secs(60), || {
+        let (queued, evicted) = counters();
+        queued > 0 && stored(port, device).len() as u64 + evicted == queued
+    });
+    let (queued, evicted) = counters();
+    let frames = stored(port, device);
+    let st = fwd.terminate();
+    assert!(st.success());
+    assert!(
+        evicted > 0 && queued >= 250,
+        "queued {queued}, evicted {evicted}"
+    );
+    let expected = truth(31, 300, tmp.path());
+    // The newest frames survived: sequence numbers evicted..queued, each
+    // the meter's frame of that rank.
+    let boots = by_boot(&frames);
+    assert_eq!(boots.len(), 1);
+    for (i, (seq, raw)) in boots[0].1.iter().enumerate() {
+        assert_eq!(*seq, evicted + i as u64);
+        assert!(expected[*seq as usize] == *raw, "seq {seq}");
+    }
+    eprintln!(
+        "full queue: {queued} frames queued, {evicted} evicted (oldest first, reported in the \
+         telemetry), {} newest delivered, {on_disk} bytes on disk for a 32 KiB bound",
+        frames.len()
+    );
+    drop(serve);
+}
+
 /// A refused token is said plainly and retried with backoff, never in a
 /// tight loop; frames stay queued.
 #[test]

@@ -188,6 +188,9 @@ impl Clock for HostClock {
     }
 }
 
+/// Link events (reads of up to 4 KiB) handled per group commit at most.
+const MAX_EVENTS_PER_COMMIT: usize = 16;
+
 enum FromLink {
     Event(LinkEvent, Option<tic::Mode>),
     Failed(OpenError),
@@ -464,13 +467,19 @@ async fn forward(args: Args) -> Result<ExitCode> {
             msg = rx.recv() => {
                 let mut msg = msg;
                 let mut failed = None;
-                // Take everything already received: one fsync for all of it.
+                // Take what was already received, one fsync for all of it;
+                // bounded, so that a flood (a fast pseudo-terminal, a long
+                // backlog) still commits every few reads.
+                let mut taken = 0;
                 while let Some(m) = msg.take() {
                     match m {
                         FromLink::Event(event, mode) => fw.on_event(event, mode).await,
                         FromLink::Failed(e) => failed = Some(e),
                     }
-                    msg = rx.try_recv().ok();
+                    taken += 1;
+                    if taken < MAX_EVENTS_PER_COMMIT {
+                        msg = rx.try_recv().ok();
+                    }
                 }
                 fw.commit();
                 if let Some(e) = failed {

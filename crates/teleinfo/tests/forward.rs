@@ -464,13 +464,18 @@ fn the_queue_survives_kill_9_and_frees_only_what_was_acknowledged() {
         assert_eq!((*seq, raw), (i as u64, &expected[start + i]));
     }
 
-    // A third run finds nothing to send: what was acknowledged was freed
-    // on disk, not just in memory. (Given a missing port, it then stops.)
-    let mut fwd_c = forward(&tmp.path().join("no-tty"), port, &token, device, &queue);
-    let st = fwd_c.wait(Duration::from_secs(20));
+    // A third run (on another meter's terminal: this one is gone) finds
+    // nothing to send: what was acknowledged was freed on disk, not just in
+    // memory.
+    let (_sim2, pty2) = simulate_pty(24);
+    let mut fwd_c = forward(&pty2, port, &token, device, &queue);
+    wait_for(
+        "the third run's queue line",
+        Duration::from_secs(20),
+        || fwd_c.log().contains("earlier runs"),
+    );
     assert_eq!(recovered(&fwd_c.log()), (0, 0), "{}", fwd_c.log());
-    assert!(!st.success());
-    assert!(fwd_c.log().contains("cannot open"), "{}", fwd_c.log());
+    assert!(fwd_c.terminate().success());
     let duplicates = metric(port, "teleinfo_device_duplicate_frames_total", device);
     assert_eq!(duplicates, 0, "frames were sent again");
     eprintln!(
@@ -656,6 +661,7 @@ fn bad_input_is_one_line_and_exit_1() {
         "t",
     ]);
     assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("cannot open /dev/no-such-tic: no such device"),
         "{err}"

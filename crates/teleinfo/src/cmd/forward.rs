@@ -374,6 +374,10 @@ async fn forward(args: Args) -> Result<ExitCode> {
         );
     }
     let capacity = parse_size(&args.queue_max)?;
+    // The port is tried once before anything else, so that a wrong path or
+    // a permission problem is the only line the user sees. (The link opens
+    // it again for good; only this first open may fail the command.)
+    drop(crate::serial::open(&args.device, 1200)?);
     let dir = match &args.queue {
         Some(d) => d.clone(),
         None => default_queue_dir()?,
@@ -532,7 +536,16 @@ async fn forward(args: Args) -> Result<ExitCode> {
     // then make the queue durable.
     eprintln!("teleinfo forward: stopping");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while fw.mid_frame {
+    loop {
+        // What was read before the signal is handled first in any case.
+        while let Ok(msg) = rx.try_recv() {
+            if let FromLink::Event(event, mode) = msg {
+                fw.on_event(event, mode).await;
+            }
+        }
+        if !fw.mid_frame {
+            break;
+        }
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(FromLink::Event(event, mode)) => fw.on_event(event, mode).await,

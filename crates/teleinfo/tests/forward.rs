@@ -577,7 +577,7 @@ fn a_full_queue_evicts_the_oldest_counted_in_telemetry() {
     let st = fwd.terminate();
     assert!(st.success());
     assert!(
-        evicted > 0 && queued >= 250,
+        evicted > 0 && queued > 100,
         "queued {queued}, evicted {evicted}"
     );
     let expected = truth(31, 300, tmp.path());

@@ -236,6 +236,8 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/series", get(crate::read::series))
         .route("/api/v1/query", get(crate::read::query))
         .route("/api/v1/devices", get(crate::read::devices))
+        .route("/api/v1/stats", get(crate::read::stats))
+        .route("/api/v1/admin/checkpoint", post(crate::read::checkpoint))
         .route("/api/v1/devices/{device}/frames", get(crate::read::frames))
         .route("/metrics", get(crate::metrics::metrics))
         .route(

@@ -543,3 +543,28 @@ pub async fn frames(
 pub async fn ok() -> impl IntoResponse {
     axum::http::StatusCode::NO_CONTENT
 }
+
+/// `GET /api/v1/stats`: store size figures (series, points, bytes).
+pub async fn stats(State(st): State<Shared>) -> ApiResult<Json<Value>> {
+    let store = st.store.clone();
+    let s = blocking(move || store.stats().map_err(ApiError::from)).await?;
+    Ok(Json(json!({
+        "series": s.series,
+        "chunk_points": s.chunk_points,
+        "chunk_bytes": s.chunk_bytes,
+        "rollup_bytes": s.rollup_bytes,
+        "raw_frames": s.raw_frames,
+        "raw_frame_bytes": s.raw_frame_bytes,
+        "head_points": s.head_points,
+        "file_bytes": s.file_bytes,
+        "checkpoint_failures": s.checkpoint_failures,
+    })))
+}
+
+/// `POST /api/v1/admin/checkpoint`: folds the head into compressed chunks now (benchmarks and
+/// backups; the server also does it by itself). Same guard as reads.
+pub async fn checkpoint(State(st): State<Shared>) -> ApiResult<axum::http::StatusCode> {
+    let store = st.store.clone();
+    blocking(move || store.checkpoint().map_err(ApiError::from)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release -p meter-sim --example bench [FRAMES]`
 
+use meter_sim::output::{run, Limit};
 use meter_sim::{Config, Contract, Frame, Interval, Mode, Simulator};
+use std::io::BufWriter;
 use std::time::Instant;
 
 fn main() {
@@ -49,4 +51,33 @@ fn main() {
             bytes as f64 / 1e6 / s
         );
     }
+    // What `teleinfo simulate --phases 3 --interval 60 --duration 1y --out FILE` does.
+    let config = Config {
+        phases: 3,
+        subscribed_kva: 12,
+        contract: Contract::Tempo,
+        interval: Interval::FixedMs(60_000),
+        ..Config::default()
+    };
+    let path = std::env::temp_dir().join("meter-sim-bench.tic");
+    let file = std::fs::File::create(&path).expect("temporary file");
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut sim = Simulator::new(config).expect("valid configuration");
+    let started = Instant::now();
+    let stats = run(
+        &mut sim,
+        Limit::DurationMs(365 * 86_400_000),
+        false,
+        &mut out,
+        None,
+    )
+    .expect("write the year");
+    let s = started.elapsed().as_secs_f64();
+    drop(out);
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "a year to a file (output::run, as the CLI): {} frames, {:.1} MB in {s:.2} s",
+        stats.frames,
+        stats.bytes as f64 / 1e6
+    );
 }

@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::serial::{Link, LinkEvent, ModeChoice};
+
 /// Arguments of `serve`.
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
@@ -47,6 +49,18 @@ pub struct Args {
     /// Log level: error, warn, info, debug, trace (env TELEINFO_LOG).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Publish to an MQTT broker with Home Assistant discovery, e.g. mqtt://127.0.0.1:1883
+    /// (env TELEINFO_MQTT; the [mqtt] section of the config file sets the rest, docs/mqtt.md).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// Forward every point to OpenTSDB or VictoriaMetrics' OpenTSDB listener (/api/put),
+    /// e.g. http://127.0.0.1:4242; repeatable (docs/forwarding.md).
+    #[arg(long, value_name = "URL")]
+    pub forward_opentsdb: Vec<String>,
+    /// Forward every point to InfluxDB, e.g. http://127.0.0.1:8086/write?db=teleinfo (1.x) or
+    /// .../api/v2/write?org=O&bucket=B (2.x); repeatable.
+    #[arg(long, value_name = "URL")]
+    pub forward_influx: Vec<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -108,6 +122,21 @@ fn apply(args: &Args) -> Result<Config> {
     if !args.serial.is_empty() {
         cfg.serial = args.serial.clone();
     }
+    if let Some(url) = args.mqtt.clone().or_else(|| env("TELEINFO_MQTT")) {
+        // The flag names the broker; the file's other [mqtt] settings still apply.
+        let mut m = cfg.mqtt.take().unwrap_or_default();
+        m.url = url;
+        cfg.mqtt = Some(m);
+    }
+    // Flags add forwarders to those of the file.
+    use server::config::{ForwardConfig, ForwardKind};
+    for u in &args.forward_opentsdb {
+        cfg.forward
+            .push(ForwardConfig::new(ForwardKind::Opentsdb, u));
+    }
+    for u in &args.forward_influx {
+        cfg.forward.push(ForwardConfig::new(ForwardKind::Influx, u));
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -136,11 +165,151 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         out.flush()?;
         drop(out);
-        for s in serials {
-            eprintln!("teleinfo serve: --serial {s}: serial input is not available in this build yet; use the uplink");
+        let state = srv.state();
+        for spec in serials {
+            let (path, choice) = parse_serial(&spec)?;
+            tokio::spawn(serial_input(state.clone(), path, choice));
         }
         srv.run(server::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `DEVICE[:auto|historic|standard]`.
+fn parse_serial(spec: &str) -> Result<(PathBuf, ModeChoice)> {
+    let (path, mode) = match spec.rsplit_once(':') {
+        Some((p, m)) if matches!(m, "auto" | "historic" | "standard") => (p, m),
+        _ => (spec, "auto"),
+    };
+    let choice = match mode {
+        "historic" => ModeChoice::Historic,
+        "standard" => ModeChoice::Standard,
+        _ => ModeChoice::Auto,
+    };
+    if path.is_empty() {
+        anyhow::bail!(
+            "--serial {spec:?}: write DEVICE[:auto|historic|standard], e.g. /dev/ttyUSB0:auto"
+        );
+    }
+    Ok((PathBuf::from(path), choice))
+}
+
+/// The source name of a port: `serial-` and the path with anything outside the device-id
+/// alphabet replaced (`/dev/ttyUSB0` → `serial-dev_ttyUSB0`).
+fn serial_device_id(path: &std::path::Path) -> String {
+    let p: String = path
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut id = format!("serial-{p}");
+    id.truncate(32); // the device-id limit of the uplink wire format
+    id
+}
+
+/// Longest frame kept from a port before it is dropped as garbage (a real frame is < 2 KiB).
+const MAX_SERIAL_FRAME: usize = 16 * 1024;
+
+/// Reads a local port (surviving unplug/replug: `crate::serial::Link` reopens it) and stores
+/// every complete frame through the same pipeline as the uplink, one durable write per frame.
+async fn serial_input(state: server::app::Shared, path: PathBuf, choice: ModeChoice) {
+    let device = serial_device_id(&path);
+    // A new boot id per server start: sequence numbers restart at 0.
+    let boot_id = server::app::now_ms() as u64;
+    let mut link = Link::new(path.clone(), choice);
+    let mut frame: Vec<u8> = Vec::new();
+    let mut in_frame = false;
+    let mut seq: u64 = 0;
+    let mut shutdown = state.shutdown.subscribe();
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.changed() => return,
+            ev = link.next() => ev,
+        };
+        let chunk = match ev {
+            Ok(LinkEvent::Data(c)) => c,
+            Ok(LinkEvent::Break) => {
+                frame.clear();
+                in_frame = false;
+                continue;
+            }
+            Ok(LinkEvent::Notice(n)) => {
+                tracing::info!("{}: {n}", path.display());
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("serial input stopped: {e}");
+                return;
+            }
+        };
+        let at = chunk
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut complete: Vec<Vec<u8>> = Vec::new();
+        for &b in &chunk.bytes {
+            match b & 0x7F {
+                0x02 => {
+                    frame.clear();
+                    frame.push(b);
+                    in_frame = true;
+                }
+                0x03 if in_frame => {
+                    frame.push(b);
+                    complete.push(std::mem::take(&mut frame));
+                    in_frame = false;
+                }
+                0x04 => {
+                    frame.clear();
+                    in_frame = false;
+                }
+                _ if in_frame => {
+                    if frame.len() < MAX_SERIAL_FRAME {
+                        frame.push(b);
+                    } else {
+                        frame.clear();
+                        in_frame = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if complete.is_empty() {
+            continue;
+        }
+        let first = seq;
+        seq += complete.len() as u64;
+        let ingest = state.ingest.clone();
+        let source = store::Source {
+            device_id: device.clone(),
+            boot_id,
+        };
+        let res = tokio::task::spawn_blocking(move || {
+            let frames: Vec<server::ingest::InFrame<'_>> = complete
+                .iter()
+                .enumerate()
+                .map(|(i, b)| server::ingest::InFrame {
+                    seq: first + i as u64,
+                    bytes: b,
+                    device_time_ms: None,
+                    receive_ms: at,
+                })
+                .collect();
+            ingest.ingest(source, &frames, at)
+        })
+        .await;
+        match res {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("{}: frames not stored: {e}", path.display()),
+            Err(e) => tracing::warn!("{}: store task failed: {e}", path.display()),
+        }
+    }
 }

@@ -23,15 +23,17 @@ use std::time::{Duration, Instant};
 
 /// The simulator's options, shared by the live run and the ground truth.
 const START: &str = "2026-03-01T12:00";
-/// Stored frames are fetched in this meter-time window (ms) around START.
+/// Stored frames are fetched in this window (ms): from START's day (the
+/// meter's DATE times standard frames) to 2100 (historic frames, which have
+/// no DATE, are timed by the device's clock).
 const FROM_MS: i64 = 1_772_300_000_000;
-const TO_MS: i64 = 1_772_500_000_000;
+const TO_MS: i64 = 4_102_444_800_000;
 
-fn sim_args(seed: u64, frames: u64) -> Vec<String> {
+fn sim_args(mode: &str, seed: u64, frames: u64) -> Vec<String> {
     [
         "simulate",
         "--mode",
-        "standard",
+        mode,
         "--start",
         START,
         "--seed",
@@ -115,11 +117,11 @@ impl Drop for Proc {
 }
 
 /// `teleinfo simulate --realtime --pty …`; returns it and the terminal path.
-fn simulate_pty(seed: u64) -> (Proc, PathBuf) {
+fn simulate_pty(mode: &str, seed: u64) -> (Proc, PathBuf) {
     let mut p = Proc::spawn(
         "simulate",
         Command::new(BIN)
-            .args(sim_args(seed, 100_000))
+            .args(sim_args(mode, seed, 100_000))
             .args(["--realtime", "--pty"])
             .stdout(Stdio::piped()),
     );
@@ -136,10 +138,10 @@ fn simulate_pty(seed: u64) -> (Proc, PathBuf) {
 }
 
 /// The frames the simulator writes, from the same options without pacing.
-fn truth(seed: u64, frames: u64, dir: &Path) -> Vec<Vec<u8>> {
+fn truth(mode: &str, seed: u64, frames: u64, dir: &Path) -> Vec<Vec<u8>> {
     let file = dir.join(format!("truth-{seed}.tic"));
     let st = Command::new(BIN)
-        .args(sim_args(seed, frames))
+        .args(sim_args(mode, seed, frames))
         .arg("--out")
         .arg(&file)
         .status()
@@ -164,20 +166,24 @@ fn truth(seed: u64, frames: u64, dir: &Path) -> Vec<Vec<u8>> {
 }
 
 fn forward(pty: &Path, port: u16, token: &str, device: &str, queue: &Path) -> Proc {
+    forward_mode(pty, port, token, device, queue, "standard")
+}
+
+fn forward_mode(
+    pty: &Path,
+    port: u16,
+    token: &str,
+    device: &str,
+    queue: &Path,
+    mode: &str,
+) -> Proc {
     Proc::spawn(
         "forward",
         Command::new(BIN)
             .arg("forward")
             .arg(pty)
             .args(["--server", &format!("http://127.0.0.1:{port}")])
-            .args([
-                "--token",
-                token,
-                "--device-id",
-                device,
-                "--mode",
-                "standard",
-            ])
+            .args(["--token", token, "--device-id", device, "--mode", mode])
             .arg("--queue")
             .arg(queue)
             // Batches go out within a second, so the test needs less time.
@@ -320,7 +326,7 @@ fn end_to_end_through_a_server_outage_and_a_forward_restart() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let serve = Serve::start(&data, &listen, &[]);
-    let (mut sim, pty) = simulate_pty(11);
+    let (mut sim, pty) = simulate_pty("standard", 11);
     let mut fwd_a = forward(&pty, port, &token, device, &queue);
 
     wait_for("5 frames stored", Duration::from_secs(60), || {
@@ -364,7 +370,7 @@ fn end_to_end_through_a_server_outage_and_a_forward_restart() {
     let frames = stored(port, device);
     let boots = by_boot(&frames);
     assert_eq!(boots.len(), 2, "two forward runs, two boot ids");
-    let expected = truth(11, frames.len() as u64 + 5, tmp.path());
+    let expected = truth("standard", 11, frames.len() as u64 + 5, tmp.path());
     // Each boot's sequence numbers are 0.. without a hole (nothing queued
     // was lost) and its frames are consecutive frames of the meter's stream.
     let mut next = 0;
@@ -414,7 +420,7 @@ fn the_queue_survives_kill_9_and_frees_only_what_was_acknowledged() {
     let device = "pi-kill";
     let token = add_device(&data, device);
     let port = free_port();
-    let (mut sim, pty) = simulate_pty(23);
+    let (mut sim, pty) = simulate_pty("standard", 23);
     // No server yet: connection refused, frames pile up on disk.
     let mut fwd_a = forward(&pty, port, &token, device, &queue);
     wait_for("8 frames on disk", Duration::from_secs(60), || {
@@ -443,7 +449,7 @@ fn the_queue_survives_kill_9_and_frees_only_what_was_acknowledged() {
     let frames = stored(port, device);
     let boots = by_boot(&frames);
     assert_eq!(boots.len(), 2);
-    let expected = truth(23, frames.len() as u64 + 10, tmp.path());
+    let expected = truth("standard", 23, frames.len() as u64 + 10, tmp.path());
     let mut ordered = boots.clone();
     ordered.sort_by_key(|b| position(&expected, 0, &b.1[0].1));
     // First run: exactly what it had committed, from the meter's first
@@ -467,7 +473,7 @@ fn the_queue_survives_kill_9_and_frees_only_what_was_acknowledged() {
     // A third run (on another meter's terminal: this one is gone) finds
     // nothing to send: what was acknowledged was freed on disk, not just in
     // memory.
-    let (_sim2, pty2) = simulate_pty(24);
+    let (_sim2, pty2) = simulate_pty("standard", 24);
     let mut fwd_c = forward(&pty2, port, &token, device, &queue);
     wait_for(
         "the third run's queue line",
@@ -503,7 +509,7 @@ fn a_full_queue_evicts_the_oldest_counted_in_telemetry() {
     let mut sim = Proc::spawn(
         "simulate",
         Command::new(BIN)
-            .args(sim_args(31, 300))
+            .args(sim_args("standard", 31, 300))
             .arg("--pty")
             .stdout(Stdio::piped()),
     );
@@ -580,7 +586,7 @@ fn a_full_queue_evicts_the_oldest_counted_in_telemetry() {
         evicted > 0 && queued > 100,
         "queued {queued}, evicted {evicted}"
     );
-    let expected = truth(31, 300, tmp.path());
+    let expected = truth("standard", 31, 300, tmp.path());
     // The newest frames survived: sequence numbers evicted..queued, each
     // the meter's frame of that rank.
     let boots = by_boot(&frames);
@@ -597,6 +603,44 @@ fn a_full_queue_evicts_the_oldest_counted_in_telemetry() {
     drop(serve);
 }
 
+/// `--mode auto` on a historic meter (1200 Bd, the factory setting): the
+/// mode is detected without losing the first frames, and the server sees the
+/// line mode in the telemetry.
+#[test]
+fn auto_mode_on_a_historic_meter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let device = "pi-auto";
+    let token = add_device(&data, device);
+    let port = free_port();
+    let serve = Serve::start(&data, &format!("127.0.0.1:{port}"), &[]);
+    let (mut sim, pty) = simulate_pty("historic", 41);
+    let mut fwd = forward_mode(&pty, port, &token, device, &tmp.path().join("q"), "auto");
+    wait_for("4 frames stored", Duration::from_secs(60), || {
+        stored(port, device).len() >= 4
+    });
+    assert!(fwd.terminate().success());
+    sim.kill9();
+    assert!(fwd.log().contains("mode: historic"), "{}", fwd.log());
+    let frames = stored(port, device);
+    let expected = truth("historic", 41, frames.len() as u64, tmp.path());
+    let boots = by_boot(&frames);
+    for (i, (seq, raw)) in boots[0].1.iter().enumerate() {
+        assert_eq!((*seq, raw), (i as u64, &expected[i]));
+    }
+    let mut c = server::client::Client::new(format!("127.0.0.1:{port}").parse().unwrap());
+    let v = c.get("/api/v1/devices").unwrap().json();
+    let d = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == device)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(d["telemetry"]["line_mode"], "historic", "{d}");
+    drop(serve);
+}
+
 /// A refused token is said plainly and retried with backoff, never in a
 /// tight loop; frames stay queued.
 #[test]
@@ -607,7 +651,7 @@ fn a_wrong_token_is_reported_and_retried_with_backoff() {
     let _token = add_device(&data, device);
     let port = free_port();
     let serve = Serve::start(&data, &format!("127.0.0.1:{port}"), &[]);
-    let (_sim, pty) = simulate_pty(5);
+    let (_sim, pty) = simulate_pty("standard", 5);
     let mut fwd = forward(&pty, port, "not-the-token", device, &tmp.path().join("q"));
     std::thread::sleep(Duration::from_secs(9));
     let rejected = metric(port, "teleinfo_uplink_rejected_total", "");

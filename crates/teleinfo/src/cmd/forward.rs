@@ -469,6 +469,10 @@ async fn forward(args: Args) -> Result<ExitCode> {
             _ = interrupt.recv() => break None,
             _ = terminate.recv() => break None,
             msg = rx.recv() => {
+                if msg.is_none() {
+                    // Only a panicked link task closes the channel unsaid.
+                    break Some(anyhow::anyhow!("the serial link task stopped"));
+                }
                 let mut msg = msg;
                 let mut failed = None;
                 // Take what was already received, one fsync for all of it;
@@ -511,11 +515,12 @@ async fn forward(args: Args) -> Result<ExitCode> {
                         inflight = Some((prepared, tokio::spawn(async move { ep.post(&body).await })));
                     }
                     Err(e) => {
-                        // An unreadable queued frame would block the queue
-                        // forever: drop it, counted.
-                        eprintln!("teleinfo forward: cannot build a batch: {e:?}; dropping the oldest queued frame");
+                        eprintln!("teleinfo forward: cannot build a batch: {e:?}");
                         fw.platform.counters.bump(Counter::StoreErrors);
                         if matches!(e, PrepareError::Store(_)) {
+                            // An unreadable queued frame would block the
+                            // queue forever: drop it, counted.
+                            eprintln!("teleinfo forward: dropping the unreadable oldest queued frame");
                             let _ = fw.uplink.store_mut().pop_oldest().await;
                             fw.sync_head();
                         }

@@ -268,9 +268,7 @@ impl DiskQueue {
                                 Some(f) => {
                                     let pos = Pos { seg: id, offset };
                                     if pos >= head {
-                                        if boots.last() != Some(&f.boot_id)
-                                            && !boots.contains(&f.boot_id)
-                                        {
+                                        if !boots.contains(&f.boot_id) {
                                             boots.push(f.boot_id);
                                         }
                                         let e = Entry { pos, len };

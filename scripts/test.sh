@@ -22,3 +22,8 @@ cargo build -p tic --release --target riscv32imc-unknown-none-elf
 
 step "tests (unit, integration, doctests)"
 cargo test --workspace
+
+step "dashboard in headless chromium against teleinfo demo (scripts/test-browser.sh; TELEINFO_SKIP_BROWSER=1 skips)"
+if [ "${TELEINFO_SKIP_BROWSER:-}" != 1 ]; then
+  scripts/test-browser.sh
+fi

@@ -49,7 +49,7 @@ const TEXT = {
     idx: { BASE: 'Base', HC: 'Heures creuses', HP: 'Heures pleines', HN: 'Heures normales', PM: 'Pointe mobile',
       HCB: 'HC Bleu', HPB: 'HP Bleu', HCW: 'HC Blanc', HPW: 'HP Blanc', HCR: 'HC Rouge', HPR: 'HP Rouge' },
     error: 'Erreur : {e}', offline: 'Connexion au direct perdue, reconnexion…',
-    modes: { historic: 'historique', standard: 'standard', unknown: 'inconnu' },
+    modes: { historic: 'historique', standard: 'standard', unknown: 'inconnu' }, time: 'Heure',
   },
   en: {
     views: 'Views', 'nav.live': 'Live', 'nav.history': 'History', 'nav.energy': 'Energy', 'nav.devices': 'Devices',
@@ -94,7 +94,7 @@ const TEXT = {
     idx: { BASE: 'Base', HC: 'Off-peak', HP: 'Peak', HN: 'Normal hours', PM: 'Mobile peak',
       HCB: 'Off-peak blue', HPB: 'Peak blue', HCW: 'Off-peak white', HPW: 'Peak white', HCR: 'Off-peak red', HPR: 'Peak red' },
     error: 'Error: {e}', offline: 'Live connection lost, reconnecting…',
-    modes: { historic: 'historic', standard: 'standard', unknown: 'unknown' },
+    modes: { historic: 'historic', standard: 'standard', unknown: 'unknown' }, time: 'Time',
   },
 };
 
@@ -227,7 +227,7 @@ function draw(id, opts, data) {
   charts[id]?.destroy();
   el.textContent = '';
   opts = { ...chartSize(el), ...opts, axes: opts.axes ?? [timeAxis(), axis()] };
-  if (opts.series[0] && !opts.series[0].value) opts.series[0] = { ...opts.series[0], value: timeLegend };
+  if (opts.series[0] && !opts.series[0].value) opts.series[0] = { ...opts.series[0], label: t('time'), value: timeLegend };
   opts.fmtDate ??= (tpl) => uPlot.fmtDate(tpl, lang === 'fr' ? FR_NAMES : undefined);
   charts[id] = new uPlot(opts, data, el);
   let n = 0;
@@ -321,7 +321,8 @@ function renderLive(f) {
 
   // Tariff period: LTARF (standard) or PTEC (historic).
   const ptec = field(f, 'PTEC')?.value;
-  $('l-period').textContent = (ptec ? t('periods.' + ptec) : d.tariff_period?.trim()) || '—';
+  // PTEC values contain dots (`HC..`): look them up directly, not through t()'s dotted keys.
+  $('l-period').textContent = (ptec ? TEXT[lang].periods[ptec] ?? ptec : d.tariff_period?.trim()) || '—';
   const idxLabel = d.tariff_index_label ?? (d.tariff_index ? `EASF${String(d.tariff_index).padStart(2, '0')}` : null);
   $('l-index').textContent = d.tariff_index ? `${t('index', { n: d.tariff_index })} · ${indexName(idxLabel, f.meter)}` : '';
   const hasTempo = 'tempo_today' in d || 'tempo_tomorrow' in d;
@@ -563,7 +564,12 @@ async function loadEnergy() {
   const stack = labels.map((l) => ({ label: l, name: indexName(l, meter), colour: indexColour(l, meter, cur.indexes.indexOf(l)), vals: ps.map((p) => val(p, l)) }));
   if (eur) stack.push({ label: 'sub', name: t('subscription'), colour: '#9aa4ae', vals: ps.map((p) => p.subscription) });
   const total = ps.map((p) => (eur ? p.total_cost : p.total_wh / 1000));
-  const prevTotal = ps.map((_, i) => { const pp = prev?.periods?.[i]; return pp ? (eur ? pp.total_cost : pp.total_wh / 1000) : null; });
+  // A year earlier with no index reading (before the history starts) is no data, not zero.
+  const prevTotal = ps.map((_, i) => {
+    const pp = prev?.periods?.[i];
+    if (!pp || !Object.values(pp.energy_wh).some((v) => v != null)) return null;
+    return eur ? pp.total_cost : pp.total_wh / 1000;
+  });
   const injVals = inj ? ps.map((_, i) => (inj.periods[i]?.wh != null ? inj.periods[i].wh / 1000 : null)) : null;
   const x = ps.map((p) => (p.start_ms + p.end_ms) / 2000);
 

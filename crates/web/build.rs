@@ -111,14 +111,13 @@ fn uplot(web: &Path, out: &Path) -> Result<(Vec<u8>, Vec<u8>), BoxError> {
         Ok(b) if check_integrity(&b, integrity).is_ok() => b,
         _ => {
             println!("cargo:warning=web/node_modules missing: downloading {url} (run `npm install` in web/ to avoid it)");
-            let mut resp = ureq::get(&url)
-                .call()
-                .map_err(|e| format!("downloading {url}: {e}"))?;
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(16 << 20)
-                .read_to_vec()?;
+            let body = match download(&url) {
+                Ok(b) => b,
+                // Some TLS-intercepting proxies present certificates rustls refuses but the
+                // system's TLS stack accepts: try curl before giving up. The integrity check
+                // below makes the source irrelevant.
+                Err(e) => curl(&url).map_err(|c| format!("downloading {url}: {e}; curl: {c}"))?,
+            };
             check_integrity(&body, integrity)?;
             std::fs::write(&cached, &body)?;
             body
@@ -142,6 +141,60 @@ fn uplot(web: &Path, out: &Path) -> Result<(Vec<u8>, Vec<u8>), BoxError> {
         (Some(j), Some(c)) => Ok((j, c)),
         _ => Err(format!("{url} lacks {UPLOT_JS} or {UPLOT_CSS}").into()),
     }
+}
+
+fn download(url: &str) -> Result<Vec<u8>, BoxError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls_config())
+        .build()
+        .into();
+    let mut resp = agent.get(url).call()?;
+    Ok(resp
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_vec()?)
+}
+
+fn curl(url: &str) -> Result<Vec<u8>, BoxError> {
+    let out = std::process::Command::new("curl")
+        .args(["-fsSL", "--max-time", "120", url])
+        .output()?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+    }
+    Ok(out.stdout)
+}
+
+/// Trust the system's CA bundle when there is one (a company proxy re-signing TLS adds its CA
+/// there), else ureq's built-in web roots. The tarball's sha512 is checked either way.
+fn tls_config() -> ureq::tls::TlsConfig {
+    let bundle = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(PathBuf::from),
+        )
+        .find_map(|p| std::fs::read(p).ok());
+    let certs: Vec<ureq::tls::Certificate<'static>> = bundle
+        .iter()
+        .flat_map(|b| ureq::tls::parse_pem(b))
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let roots = if certs.is_empty() {
+        ureq::tls::RootCerts::WebPki
+    } else {
+        ureq::tls::RootCerts::new_with_certs(&certs)
+    };
+    ureq::tls::TlsConfig::builder().root_certs(roots).build()
 }
 
 /// Checks a Subresource-Integrity string (`sha512-BASE64`) as npm writes it.

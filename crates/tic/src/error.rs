@@ -35,11 +35,15 @@ pub enum GroupError {
     Format,
     /// The group's mode (by its separator) differs from the rest of its frame.
     MixedModes,
+    /// An unknown label one bit-6 flip (or a flipped separator) away from a
+    /// known label: a corruption the 6-bit checksum cannot see
+    /// ([`is_corrupted_label`](crate::labels::is_corrupted_label)).
+    SuspectLabel,
 }
 
 impl GroupError {
     /// Number of distinct kinds, for counting.
-    pub const KINDS: usize = 11;
+    pub const KINDS: usize = 12;
 
     /// The names of the kinds, in [`GroupError::kind`] order.
     pub const KIND_NAMES: [&'static str; Self::KINDS] = [
@@ -54,6 +58,7 @@ impl GroupError {
         "horodate",
         "format",
         "mixed_modes",
+        "suspect_label",
     ];
 
     /// Index of this error's kind in [`GroupError::KIND_NAMES`].
@@ -70,6 +75,7 @@ impl GroupError {
             GroupError::Horodate(_) => 8,
             GroupError::Format => 9,
             GroupError::MixedModes => 10,
+            GroupError::SuspectLabel => 11,
         }
     }
 
@@ -101,6 +107,9 @@ impl fmt::Display for GroupError {
             GroupError::Horodate(e) => write!(f, "invalid horodate ({e:?})"),
             GroupError::Format => f.write_str("value does not match its label's format"),
             GroupError::MixedModes => f.write_str("group mode differs from its frame's"),
+            GroupError::SuspectLabel => {
+                f.write_str("unknown label one bit-6 flip away from a known one (corrupted)")
+            }
         }
     }
 }

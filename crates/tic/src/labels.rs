@@ -460,6 +460,45 @@ pub(crate) fn lookup_key(mode: Mode, key: Key) -> Option<&'static LabelInfo> {
     }
 }
 
+/// Whether an unknown label is a known one damaged in a way the 6-bit
+/// checksum cannot see (tic-protocol.md §2.5: the sum is taken modulo 64, so
+/// a flipped bit 6 — ±64 — leaves it unchanged):
+///
+/// * one character with bit 6 flipped (`EASF01` received as `EASFp1`);
+/// * in standard mode, the HT after a known label flipped to `I` (0x09 ^
+///   0x40), which glues the next field onto the label (`DATEIH2601…`).
+///
+/// Such a group is rejected ([`GroupError::SuspectLabel`](crate::GroupError::SuspectLabel))
+/// rather than kept as an unknown label. Genuinely unknown labels (other
+/// meter families, future versions) are not one flip away from a known one.
+///
+/// ```
+/// use tic::{labels, Mode};
+/// assert!(labels::is_corrupted_label(Mode::Standard, b"EASFp1"));
+/// assert!(labels::is_corrupted_label(Mode::Standard, b"DATEIH260102134400"));
+/// assert!(!labels::is_corrupted_label(Mode::Standard, b"EA_s"));
+/// ```
+pub fn is_corrupted_label(mode: Mode, label: &[u8]) -> bool {
+    let mut buf = [0u8; 16];
+    if label.len() <= buf.len() {
+        let buf = &mut buf[..label.len()];
+        buf.copy_from_slice(label);
+        for i in 0..buf.len() {
+            buf[i] ^= 0x40;
+            let hit = lookup(mode, buf).is_some();
+            buf[i] ^= 0x40;
+            if hit {
+                return true;
+            }
+        }
+    }
+    mode == Mode::Standard
+        && label
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'I' && lookup(mode, &label[..i]).is_some())
+}
+
 /// Every label of a mode, in frame order.
 pub fn all(mode: Mode) -> &'static [&'static LabelInfo] {
     match mode {

@@ -474,10 +474,16 @@ pub(crate) fn parse_clean<'a>(
             }
             info.label
         }
-        None => match core::str::from_utf8(&body[..label_len]) {
-            Ok(label) => label,
-            Err(_) => return Err(GroupError::InvalidByte),
-        },
+        None => {
+            let raw = &body[..label_len];
+            if labels::is_corrupted_label(mode, raw) {
+                return Err(GroupError::SuspectLabel);
+            }
+            match core::str::from_utf8(raw) {
+                Ok(label) => label,
+                Err(_) => return Err(GroupError::InvalidByte),
+            }
+        }
     };
     let Ok(value) = core::str::from_utf8(value) else {
         return Err(GroupError::InvalidByte);

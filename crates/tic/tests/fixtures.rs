@@ -237,6 +237,17 @@ fn every_error_kind_is_detected_and_named() {
         framed(&[&good, &group(Mode::Historic, "PAPP", None, "00420")]),
         GroupError::MixedModes,
     );
+    // Bit 6 flipped in a label digit ('0' -> 'p'), and a flipped HT ('I')
+    // gluing DATE to its horodate: the checksum still matches.
+    let easf = group(Mode::Standard, "EASF01", None, "000000000");
+    let mut easf_flip = easf.clone();
+    easf_flip[4] ^= 0x40;
+    assert_eq!(easf_flip.last(), easf.last());
+    check(framed(&[&easf_flip]), GroupError::SuspectLabel);
+    let date = group(Mode::Standard, "DATE", Some("E260102134400"), "");
+    let mut date_flip = date.clone();
+    date_flip[4] ^= 0x40;
+    check(framed(&[&date_flip]), GroupError::SuspectLabel);
     assert_eq!(kinds.len(), GroupError::KINDS, "{kinds:?}");
 }
 

@@ -218,8 +218,9 @@ fn unknown_group(mode: Mode) -> impl Strategy<Value = Spec> {
     // Labels use 0x21-0x7E: no separator can appear in them.
     let label = proptest::collection::vec(0x21u8..=0x7E, 1..=12)
         .prop_map(|bytes| bytes.into_iter().map(char::from).collect::<String>())
-        .prop_filter("a known label", move |l| {
+        .prop_filter("a known label, or one a bit-6 flip away", move |l| {
             labels::lookup(mode, l.as_bytes()).is_none()
+                && !labels::is_corrupted_label(mode, l.as_bytes())
         });
     let h = match mode {
         Mode::Historic => Just(None).boxed(),

@@ -85,25 +85,17 @@ fn thousand_meters_to_victoriametrics() {
     let out = Outputs::start(&cfg, &dir.path().join("queues")).unwrap();
     let start_s = now_s() - 3600;
     let contracts = [Contract::Base, Contract::default_hchp(), Contract::Tempo];
-    let sims: Vec<Mutex<(Simulator, i64)>> = (0..devices)
-        .map(|i| {
-            let mode = if i % 4 == 3 {
-                Mode::Historic
-            } else {
-                Mode::Standard
-            };
-            Mutex::new((
-                simulator(
-                    1000 + i as u64,
-                    mode,
-                    contracts[i % 3].clone(),
-                    start_s,
-                    1000,
-                ),
-                start_s * 1000,
-            ))
-        })
-        .collect();
+    let sims: Vec<Mutex<(Simulator, i64)>> = distinct_simulators(devices, 1000, |i, seed| {
+        let mode = if i % 4 == 3 {
+            Mode::Historic
+        } else {
+            Mode::Standard
+        };
+        simulator(seed, mode, contracts[i % 3].clone(), start_s, 1000)
+    })
+    .into_iter()
+    .map(|sim| Mutex::new((sim, start_s * 1000)))
+    .collect();
     let f = &out.forwarders()[0];
     let hwm_before = vm_hwm_kib();
 

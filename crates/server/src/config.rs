@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use integrations::{ForwardConfig, ForwardKind, MqttConfig};
+
 /// Default HTTP listen address: loopback only, so a fresh install exposes nothing to the
 /// network until the operator chooses to (`--listen 0.0.0.0:8080`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -44,6 +46,11 @@ pub struct Config {
     pub limits: Limits,
     /// Energy prices for the cost figures.
     pub pricing: Pricing,
+    /// MQTT with Home Assistant discovery (`[mqtt]`, docs/mqtt.md); `None` = off.
+    pub mqtt: Option<MqttConfig>,
+    /// Forwarders to OpenTSDB / VictoriaMetrics / InfluxDB (`[[forward]]`,
+    /// docs/forwarding.md).
+    pub forward: Vec<ForwardConfig>,
 }
 
 impl Default for Config {
@@ -59,6 +66,8 @@ impl Default for Config {
             serial: Vec::new(),
             limits: Limits::default(),
             pricing: Pricing::default(),
+            mqtt: None,
+            forward: Vec::new(),
         }
     }
 }
@@ -180,6 +189,12 @@ impl Config {
             key: "time_zone",
             message: e.to_string(),
         })?;
+        self.outputs()
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                key: "mqtt / forward",
+                message,
+            })?;
         for (k, v) in &self.pricing.per_kwh {
             if !v.is_finite() || *v < 0.0 {
                 return Err(ConfigError::Invalid {
@@ -189,6 +204,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The outputs (MQTT, forwarders) part of the configuration.
+    pub fn outputs(&self) -> integrations::OutputsConfig {
+        integrations::OutputsConfig {
+            mqtt: self.mqtt.clone(),
+            forward: self.forward.clone(),
+        }
     }
 
     /// The HTTP address.

@@ -44,6 +44,8 @@ pub struct Ingest {
     ids: Mutex<SeriesCache>,
     /// Last (ts, value) of each index series, for plausibility checks.
     last_index: Mutex<HashMap<SeriesId, (i64, f64)>>,
+    /// MQTT and forwarders (crates/integrations), when configured.
+    outputs: std::sync::OnceLock<Arc<integrations::Outputs>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,7 +68,18 @@ impl Ingest {
             live,
             ids: Mutex::default(),
             last_index: Mutex::default(),
+            outputs: Default::default(),
         }
+    }
+
+    /// Sends every ingested frame to `outputs` from now on (once; later calls are ignored).
+    pub fn set_outputs(&self, outputs: Arc<integrations::Outputs>) {
+        let _ = self.outputs.set(outputs);
+    }
+
+    /// The outputs, if any.
+    pub fn outputs(&self) -> Option<&Arc<integrations::Outputs>> {
+        self.outputs.get()
     }
 
     /// The store.
@@ -231,6 +244,18 @@ impl Ingest {
         }
         drop(last_index);
         drop(ids);
+        if let Some(out) = self.outputs.get() {
+            // Queued (fsynced) before the store write, hence before the device's ack: a crash
+            // in between forwards these frames twice, never zero times (docs/forwarding.md).
+            // A full queue is counted and logged by the forwarder; the store still takes all.
+            let _ = out.submit(
+                decoded
+                    .iter()
+                    .filter(|d| d.f.valid_groups > 0)
+                    .map(reading)
+                    .collect(),
+            );
+        }
         let receipt = self.store.write(batch)?;
         report.frames = receipt.frames_written as u64;
         report.duplicates += receipt.frames_duplicate as u64;
@@ -253,6 +278,33 @@ impl Ingest {
         }
         self.live.record(&source.device_id, now_ms, report);
         Ok(receipt)
+    }
+}
+
+/// What the outputs get from one decoded frame: the same series as the store.
+fn reading(d: &Decoded) -> integrations::Reading {
+    let mut points = Vec::new();
+    frame::for_each_point(&d.f, &mut |m, v| {
+        points.push((std::borrow::Cow::Borrowed(m), v))
+    });
+    if let Some(dr) = d.drift_s {
+        points.push((std::borrow::Cow::Borrowed("clock.drift_s"), dr));
+    }
+    integrations::Reading {
+        meter: d.meter.clone(),
+        ts_ms: d.ts_ms,
+        mode: d.f.mode,
+        values: d.f.values.clone(),
+        ptec: d.f.ptec,
+        demain: d.f.demain,
+        stge: d.f.stge,
+        tariff_name: d
+            .f
+            .groups
+            .iter()
+            .find(|g| g.label == "LTARF")
+            .map(|g| g.value.trim().to_string()),
+        points,
     }
 }
 

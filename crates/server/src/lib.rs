@@ -122,6 +122,12 @@ impl Server {
             shutdown: tokio::sync::watch::channel(false).0,
             cfg,
         });
+        // MQTT and forwarders (crates/integrations): every ingested frame goes out too.
+        if !state.cfg.outputs().is_empty() {
+            let out = integrations::Outputs::start(&state.cfg.outputs(), &state.cfg.data_dir)
+                .map_err(|message| config::ConfigError::Invalid { key: "mqtt / forward", message })?;
+            state.ingest.set_outputs(Arc::new(out));
+        }
         Ok(Server {
             state,
             http,
@@ -196,6 +202,9 @@ impl Server {
         .await?;
         let _ = st.shutdown.send(true);
         while tasks.join_next().await.is_some() {}
+        if let Some(out) = st.ingest.outputs() {
+            out.close().await;
+        }
         let s = st.store.clone();
         match tokio::task::spawn_blocking(move || s.checkpoint()).await {
             Ok(Ok(())) => tracing::info!("store flushed"),

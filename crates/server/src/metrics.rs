@@ -80,6 +80,9 @@ pub async fn metrics(State(st): State<Shared>) -> impl IntoResponse {
         "# TYPE teleinfo_uptime_seconds gauge\nteleinfo_uptime_seconds {}",
         (now - st.started_ms) / 1000
     );
+    if let Some(out) = st.ingest.outputs() {
+        out.metrics(&mut o);
+    }
     let series = st.store.list_series().len();
     let _ = writeln!(o, "# TYPE teleinfo_series gauge\nteleinfo_series {series}");
 

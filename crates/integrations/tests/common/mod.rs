@@ -159,6 +159,26 @@ pub fn simulator(
     Simulator::new(cfg).expect("simulator config")
 }
 
+/// `n` simulators with distinct meter addresses (the simulator draws addresses from 8 million,
+/// so a thousand seeds collide now and then), seeds from `first_seed`.
+pub fn distinct_simulators(
+    n: usize,
+    first_seed: u64,
+    mut make: impl FnMut(usize, u64) -> Simulator,
+) -> Vec<Simulator> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(n);
+    let mut seed = first_seed;
+    while out.len() < n {
+        let sim = make(out.len(), seed);
+        seed += 1;
+        if seen.insert(sim.address().to_string()) {
+            out.push(sim);
+        }
+    }
+    out
+}
+
 /// The next decoded frame of a simulator (meter time; historic frames get `fallback_ms`).
 pub fn next_reading(sim: &mut Simulator, fallback_ms: i64) -> Reading {
     let f = sim.next_frame();

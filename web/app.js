@@ -523,6 +523,15 @@ function periodStart(p, now = new Date()) {
   if (p === 'year') { d.setMonth(0, 1); d.setFullYear(d.getFullYear() - 2); }
   return d;
 }
+// Start of the period that contains now.
+function currentStart(p) {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  if (p === 'week') d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
+  if (p === 'month') d.setDate(1);
+  if (p === 'year') d.setMonth(0, 1);
+  return d.getTime();
+}
 function yearEarlier(p, ms) {
   const d = new Date(ms);
   // Days and weeks: 52 weeks back, same weekday; months and years: same calendar dates.
@@ -544,9 +553,13 @@ async function loadEnergy() {
   const to = Date.now();
   const q = (a, b) => `period=${period}&from=${Math.round(a)}&to=${Math.round(b)}`;
   const soft = (p) => p.catch((e) => { if (e.status === 404 || e.status === 400) return null; throw e; });
-  const [cur, prev, inj] = await Promise.all([
+  // The current period is still running: compare it with the same stretch a year earlier
+  // (hour by hour), not with the whole period.
+  const lastStart = currentStart(period);
+  const [cur, prev, prevPartial, inj] = await Promise.all([
     soft(api(`api/v1/meters/${enc(meter)}/energy?${q(from, to)}`)),
     soft(api(`api/v1/meters/${enc(meter)}/energy?${q(yearEarlier(period, from), yearEarlier(period, to))}`)),
+    soft(api(`api/v1/meters/${enc(meter)}/energy?period=hour&from=${yearEarlier(period, lastStart)}&to=${yearEarlier(period, to)}`)),
     // Only producers have an injection index: asking others would log a 404 in the console.
     (await seriesOf(meter)).has('EAIT') ? soft(api(`api/v1/meters/${enc(meter)}/injection?${q(from, to)}`)) : null,
   ]);
@@ -567,8 +580,9 @@ async function loadEnergy() {
   // A year earlier with no index reading (before the history starts) is no data, not zero.
   const prevTotal = ps.map((_, i) => {
     const pp = prev?.periods?.[i];
-    if (!pp || !Object.values(pp.energy_wh).some((v) => v != null)) return null;
-    return eur ? pp.total_cost : pp.total_wh / 1000;
+    const p = i === ps.length - 1 && prevPartial ? { total_wh: prevPartial.total_wh, total_cost: prevPartial.total_cost, any: prevPartial.periods.some((h) => Object.values(h.energy_wh).some((v) => v != null)) } : pp && { ...pp, any: Object.values(pp.energy_wh).some((v) => v != null) };
+    if (!p || !p.any) return null;
+    return eur ? p.total_cost : p.total_wh / 1000;
   });
   const injVals = inj ? ps.map((_, i) => (inj.periods[i]?.wh != null ? inj.periods[i].wh / 1000 : null)) : null;
   const x = ps.map((p) => (p.start_ms + p.end_ms) / 2000);

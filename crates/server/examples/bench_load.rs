@@ -218,7 +218,8 @@ fn year(urls: &[String]) {
                             let t = start + 2 * i as i64;
                             let tod = t.rem_euclid(86_400);
                             let load = 400.0
-                                + 300.0 * ((tod as f64 / 86_400.0 * std::f64::consts::TAU).sin() + 1.0)
+                                + 300.0
+                                    * ((tod as f64 / 86_400.0 * std::f64::consts::TAU).sin() + 1.0)
                                 + ((i * 7919) % 1000) as f64;
                             pts.push(("SINSTS", t, load.round(), "bench"));
                             if i % 15 == 0 {

@@ -20,7 +20,7 @@ impl Drop for Demo {
 }
 
 fn start_demo() -> Demo {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_teleinfo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_teleinfo"))
         .args([
             "demo",
             "--listen",
@@ -34,15 +34,20 @@ fn start_demo() -> Demo {
         .stderr(Stdio::null())
         .spawn()
         .expect("start teleinfo demo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Owned by `Demo` from here on, so that its Drop kills and reaps the process on every path.
+    let mut demo = Demo {
+        child,
+        addr: String::new(),
+    };
+    let mut lines = BufReader::new(demo.child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.split('/').next().unwrap().to_string();
+            demo.addr = rest.split('/').next().unwrap().to_string();
             // Keep draining stdout so the demo never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return Demo { child, addr };
+            return demo;
         }
     }
     panic!("teleinfo demo did not print its URL");

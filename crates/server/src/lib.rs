@@ -15,6 +15,8 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod dashboard;
+pub mod dashboard_api;
 pub mod devices;
 pub mod error;
 pub mod frame;

@@ -240,7 +240,6 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/admin/checkpoint", post(crate::read::checkpoint))
         .route("/api/v1/devices/{device}/frames", get(crate::read::frames))
         .route("/metrics", get(crate::metrics::metrics))
-        .merge(crate::dashboard_api::routes())
         .route(
             "/api/query",
             get(crate::tsdb::query_get).post(crate::tsdb::query_post),
@@ -269,7 +268,6 @@ pub fn router(st: Shared) -> Router {
         .route("/api/version", get(crate::tsdb::version))
         .route("/api/aggregators", get(crate::tsdb::aggregators))
         .route("/api/config/filters", get(crate::tsdb::filters))
-        .merge(crate::dashboard::routes())
         .merge(reads)
         .merge(puts)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
@@ -312,6 +310,23 @@ async fn uplink_inner(st: &Shared, headers: &HeaderMap, body: Bytes) -> ApiResul
             "unknown or revoked device token; create one with `teleinfo device add NAME`",
         ));
     };
+    // docs/uplink.md: a wrong content type is a 415; a missing one is tolerated (curl, tests).
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        if !ct.eq_ignore_ascii_case("application/vnd.teleinfo.batch")
+            && !ct.eq_ignore_ascii_case("application/octet-stream")
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type {ct:?}: send application/vnd.teleinfo.batch (docs/uplink.md)"
+                ),
+            ));
+        }
+    }
     let batch = uplink::decode_batch(&body).map_err(|e| {
         ApiError::bad_request(format!("invalid uplink batch: {e}; see docs/uplink.md"))
     })?;

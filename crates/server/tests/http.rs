@@ -111,6 +111,19 @@ fn uplink_is_authenticated_idempotent_and_acked() {
         403
     );
     assert_eq!(post_batch(&mut c, &token, b"not a batch").status, 400);
+    let auth = format!("Bearer {token}");
+    let r = c
+        .request(
+            "POST",
+            "/api/v1/uplink",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &batch("linky-01", 9, 12, &raws[..1]),
+        )
+        .unwrap();
+    assert_eq!(r.status, 415, "{}", r.text());
     let good = batch("linky-01", 9, 12, &raws[..2]);
     let e = post_batch(&mut c, &token, &good[..good.len() - 5]);
     assert_eq!(e.status, 400);

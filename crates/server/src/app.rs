@@ -240,6 +240,7 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/admin/checkpoint", post(crate::read::checkpoint))
         .route("/api/v1/devices/{device}/frames", get(crate::read::frames))
         .route("/metrics", get(crate::metrics::metrics))
+        .merge(crate::dashboard_api::routes())
         .route(
             "/api/query",
             get(crate::tsdb::query_get).post(crate::tsdb::query_post),
@@ -268,6 +269,7 @@ pub fn router(st: Shared) -> Router {
         .route("/api/version", get(crate::tsdb::version))
         .route("/api/aggregators", get(crate::tsdb::aggregators))
         .route("/api/config/filters", get(crate::tsdb::filters))
+        .merge(crate::dashboard::routes())
         .merge(reads)
         .merge(puts)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })

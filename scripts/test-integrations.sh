@@ -2,7 +2,8 @@
 # Integration tests of crates/integrations against real servers from Debian: mosquitto
 # (MQTT + Home Assistant discovery, broker restart), VictoriaMetrics (OpenTSDB /api/put
 # forwarding through an outage and a gateway restart; load test with 1,000 meters) and
-# InfluxDB 1.x (line protocol forwarding through an outage).
+# InfluxDB 1.x (line protocol forwarding through an outage), and the whole path through
+# `teleinfo serve` (device uplink → store → MQTT + forwarder; 1,000 devices).
 #
 # The tests start each server themselves on 127.0.0.1, on free ports, with data in a
 # temporary directory, and kill it when they end. Here the servers are required: a missing
@@ -37,3 +38,6 @@ timeout 900 cargo test -p integrations
 
 step "integrations: load test (${TELEINFO_LOAD_DEVICES:-1000} meters into VictoriaMetrics, release build)"
 timeout 900 cargo test --release -p integrations --test load -- --ignored --nocapture
+
+step "integrations: ${TELEINFO_LOAD_DEVICES:-1000} devices through teleinfo serve's HTTP uplink into VictoriaMetrics (release build)"
+timeout 900 cargo test --release -p integrations --test server_e2e -- --ignored --nocapture

@@ -45,6 +45,10 @@ pub struct Args {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Also publish the live meters to this MQTT broker with Home Assistant discovery, e.g.
+    /// mqtt://127.0.0.1:1883 (docs/mqtt.md).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
 }
 
 /// One virtual meter of the demo.
@@ -125,6 +129,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         data_dir: data_dir.clone(),
         listen: args.listen.clone(),
         pricing: pricing(),
+        mqtt: args.mqtt.as_deref().map(server::config::MqttConfig::new),
         ..Default::default()
     };
     let rt = server::runtime().context("cannot start the async runtime")?;

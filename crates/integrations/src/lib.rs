@@ -278,3 +278,68 @@ impl Outputs {
         let _ = joins.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend that never answers (nothing listens on the port): the queue fills up to its
+    /// bound, then new readings are refused with an error saying what to do, and counted.
+    #[test]
+    fn full_queue_drops_newest_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = OutputsConfig {
+            mqtt: None,
+            forward: vec![ForwardConfig {
+                max_queue_mb: 1,
+                ..ForwardConfig::new(ForwardKind::Opentsdb, &format!("http://127.0.0.1:{port}"))
+            }],
+        };
+        let out = Outputs::start(&cfg, dir.path()).unwrap();
+        let series: reading::Series = (0..40)
+            .map(|i| (Cow::Owned(format!("metric.number.{i}")), i as f64))
+            .collect();
+        let mut err = None;
+        for n in 0..2000 {
+            let r = Reading {
+                meter: "021861348497".into(),
+                ts_ms: n * 1000,
+                points: series.clone(),
+                ..Reading::default()
+            };
+            if let Err(e) = out.submit(vec![r]) {
+                err = Some(e);
+                break;
+            }
+        }
+        let e = err
+            .expect("a 1 MiB queue fills before 2000 readings of 40 points")
+            .to_string();
+        assert!(e.contains("is full") && e.contains("max_queue_mb"), "{e}");
+        let f = &out.forwarders()[0];
+        assert!(f.queue().bytes() <= 1 << 20);
+        assert_eq!(f.stats().dropped_points.load(Ordering::Relaxed), 40);
+        let mut m = String::new();
+        out.metrics(&mut m);
+        let name = f.name().to_string();
+        assert!(
+            m.contains(&format!(
+                "teleinfo_forward_dropped_points_total{{forwarder=\"{name}\"}} 40"
+            )),
+            "{m}"
+        );
+        assert!(
+            m.contains(&format!("teleinfo_forward_up{{forwarder=\"{name}\"}} 0")),
+            "{m}"
+        );
+        assert!(
+            m.contains("teleinfo_outputs_index_held_total{reason=\"implausible\"} 0"),
+            "{m}"
+        );
+    }
+}

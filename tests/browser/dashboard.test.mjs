@@ -194,6 +194,8 @@ try {
   await openView('energy');
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(shots, 'energy-phone-fr.png'), fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `phone layout fits the screen width (overflow ${overflow} px)`);
 
   // What the page itself weighs on the wire (HTML + JS + CSS, compressed as served).
   let total = 0;

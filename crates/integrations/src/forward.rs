@@ -114,10 +114,22 @@ impl ForwardConfig {
         Ok(format!("{base}{path}"))
     }
 
-    /// The name of this forwarder (queue file, metrics).
+    /// The name of this forwarder (queue file, metrics): `name`, else `<kind>_<host>_<port>`,
+    /// with anything outside `[A-Za-z0-9_-]` replaced by `_`.
     pub fn name(&self) -> String {
+        let safe = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
         if let Some(n) = &self.name {
-            return crate::reading::topic_safe(n);
+            return safe(n);
         }
         let kind = match self.kind {
             ForwardKind::Opentsdb => "opentsdb",
@@ -126,10 +138,7 @@ impl ForwardConfig {
         let host = split_http_url(&self.url)
             .map(|(b, _)| b)
             .unwrap_or_default();
-        crate::reading::topic_safe(&format!(
-            "{kind}-{}",
-            host.trim_start_matches("http://").replace(':', "-")
-        ))
+        safe(&format!("{kind}_{}", host.trim_start_matches("http://")))
     }
 
     /// Checks the settings; the message says what to change.
@@ -615,6 +624,15 @@ mod tests {
         let o = ForwardConfig::new(ForwardKind::Opentsdb, "http://127.0.0.1:4242");
         assert_eq!(o.write_url().unwrap(), "http://127.0.0.1:4242/api/put");
         assert_eq!(o.name(), "opentsdb_127_0_0_1_4242");
+        assert_eq!(
+            ForwardConfig::new(ForwardKind::Opentsdb, "http://h:1").name(),
+            "opentsdb_h_1"
+        );
+        let named = ForwardConfig {
+            name: Some("vm/main".into()),
+            ..o.clone()
+        };
+        assert_eq!(named.name(), "vm_main");
         let i = ForwardConfig::new(ForwardKind::Influx, "http://h:8086/write?db=x");
         assert_eq!(
             i.write_url().unwrap(),

@@ -127,7 +127,10 @@ impl Server {
         // MQTT and forwarders (crates/integrations): every ingested frame goes out too.
         if !state.cfg.outputs().is_empty() {
             let out = integrations::Outputs::start(&state.cfg.outputs(), &state.cfg.data_dir)
-                .map_err(|message| config::ConfigError::Invalid { key: "mqtt / forward", message })?;
+                .map_err(|message| config::ConfigError::Invalid {
+                    key: "mqtt / forward",
+                    message,
+                })?;
             state.ingest.set_outputs(Arc::new(out));
         }
         Ok(Server {

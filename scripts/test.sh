@@ -59,8 +59,8 @@ cargo test -p tic --benches
 step "OpenTSDB clients from PyPI and Grafana's requests against teleinfo serve"
 bash tests/python/run.sh
 
-step "load test: 1,000 simulated meters forwarded to VictoriaMetrics"
-timeout 900 cargo test --release -p integrations --test load -- --ignored --nocapture
+step "load tests: 1,000 simulated meters forwarded to VictoriaMetrics (crate, and through teleinfo serve)"
+timeout 900 cargo test --release -p integrations --test load --test server_e2e -- --ignored --nocapture
 
 step "dashboard in headless Chromium"
 bash scripts/test-browser.sh

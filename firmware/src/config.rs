@@ -19,9 +19,8 @@ pub const DEVICE_ID: &str = env_or(option_env!("TELEINFO_DEVICE_ID"), "");
 pub const NTP_SERVER: &str = env_or(option_env!("TELEINFO_NTP_SERVER"), "pool.ntp.org");
 /// Bytes of unacknowledged frames kept in RAM only; older ones go to flash.
 /// 0 writes every frame through to flash (nothing lost on a crash).
-pub const RAM_KEEP_BYTES: usize = parse_usize(
-    env_or(option_env!("TELEINFO_RAM_KEEP_BYTES"), "6144"),
-);
+pub const RAM_KEEP_BYTES: usize =
+    parse_usize(env_or(option_env!("TELEINFO_RAM_KEEP_BYTES"), "6144"));
 /// Firmware version sent in every batch.
 pub const FIRMWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -47,7 +46,10 @@ const fn parse_usize(text: &str) -> usize {
     let mut i = 0;
     while i < bytes.len() {
         let d = bytes[i];
-        assert!(d.is_ascii_digit(), "TELEINFO_RAM_KEEP_BYTES must be a number");
+        assert!(
+            d.is_ascii_digit(),
+            "TELEINFO_RAM_KEEP_BYTES must be a number"
+        );
         n = n * 10 + (d - b'0') as usize;
         i += 1;
     }

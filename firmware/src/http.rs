@@ -66,8 +66,9 @@ impl Transport for HttpTransport<'_> {
             return Err(PostError::NoNetwork);
         }
         let addr = self.resolve().await?;
-        let head_len = write_request_head(&self.url, self.token, body.len(), &mut self.buffers.head)
-            .ok_or(PostError::Connection)?;
+        let head_len =
+            write_request_head(&self.url, self.token, body.len(), &mut self.buffers.head)
+                .ok_or(PostError::Connection)?;
         let Buffers {
             rx,
             tx,

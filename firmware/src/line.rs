@@ -24,7 +24,11 @@ pub fn uart_config(speed: LineSpeed) -> Config {
         .with_stop_bits(StopBits::_1)
         // Hand bytes over after 64 of them or 3 idle character times, so a
         // read returns promptly at 1200 Bd too.
-        .with_rx(RxConfig::default().with_fifo_full_threshold(64).with_timeout(3))
+        .with_rx(
+            RxConfig::default()
+                .with_fifo_full_threshold(64)
+                .with_timeout(3),
+        )
 }
 
 /// esp-hal's async UART receiver as the core's `TicUart`.
@@ -70,7 +74,12 @@ struct CoreSink {
 
 impl FrameSink for CoreSink {
     async fn frame(&mut self, frame: &ReceivedFrame<'_>, time: Option<u64>, now_ms: u64) {
-        self.core.lock().await.uplink.frame(frame, time, now_ms).await;
+        self.core
+            .lock()
+            .await
+            .uplink
+            .frame(frame, time, now_ms)
+            .await;
         crate::sender::FRAME_QUEUED.signal(());
     }
 }
@@ -84,7 +93,9 @@ pub async fn line_task(rx: UartRx<'static, Async>, core: &'static SharedCore) {
     let mut sink = CoreSink { core };
     let mut buf = [0u8; 64];
     loop {
-        receiver.poll(&mut uart, &mut buf, &DeviceClock, &mut sink).await;
+        receiver
+            .poll(&mut uart, &mut buf, &DeviceClock, &mut sink)
+            .await;
         {
             let mut core = core.lock().await;
             core.line_counters = *receiver.counters();

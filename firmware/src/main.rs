@@ -77,8 +77,8 @@ async fn main(spawner: Spawner) -> ! {
 
     // WiFi first: the hardware RNG is a true RNG once the radio runs, and
     // the boot id must never repeat.
-    let controller = WifiController::new(peripherals.WIFI, wifi::controller_config())
-        .expect("WiFi controller");
+    let controller =
+        WifiController::new(peripherals.WIFI, wifi::controller_config()).expect("WiFi controller");
     let station = Interface::station();
     let mac = station.mac_address();
     let rng = Rng::new();

@@ -106,7 +106,10 @@ pub async fn init(mut flash: FlashStorage<'static>, boot_id: u64) -> &'static Sh
     let buffers = FLASH_BUFFERS.take();
     let persistent = match range {
         None => {
-            warn!("no '{}' partition: queue in RAM only", config::QUEUE_PARTITION);
+            warn!(
+                "no '{}' partition: queue in RAM only",
+                config::QUEUE_PARTITION
+            );
             Persistent::Absent
         }
         Some(range) => mount(BlockingAsync::new(flash), range, buffers).await,

@@ -10,7 +10,7 @@ use embassy_time::{Duration, Instant, Timer};
 use log::{info, warn};
 use static_cell::ConstStaticCell;
 use uplink::http::ServerUrl;
-use uplink::{Identity, PlatformStatus, SendOutcome, Transport, Counter};
+use uplink::{Counter, Identity, PlatformStatus, SendOutcome, Transport};
 
 use crate::config;
 use crate::http::{Buffers, HttpTransport};
@@ -29,14 +29,21 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 
 /// Sends batches forever.
 #[embassy_executor::task]
-pub async fn sender_task(stack: Stack<'static>, core: &'static SharedCore, device_id: &'static str) {
+pub async fn sender_task(
+    stack: Stack<'static>,
+    core: &'static SharedCore,
+    device_id: &'static str,
+) {
     let batch = BATCH.take();
     let url = match ServerUrl::parse(config::SERVER_URL) {
         Ok(url) => url,
         Err(e) => {
             // Nothing can be sent; frames still queue (and evict) so the
             // device keeps its counters, and the LED shows "server down".
-            warn!("TELEINFO_SERVER_URL {:?} unusable: {e:?}", config::SERVER_URL);
+            warn!(
+                "TELEINFO_SERVER_URL {:?} unusable: {e:?}",
+                config::SERVER_URL
+            );
             status::update(|s| s.server_ok = false);
             loop {
                 status::update(|s| s.uplink_alive_ms = status::now_ms());

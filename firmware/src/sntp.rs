@@ -55,7 +55,8 @@ pub async fn sntp_task(stack: Stack<'static>) {
                 continue;
             }
         };
-        let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx_buf, &mut tx_meta, &mut tx_buf);
+        let mut socket =
+            UdpSocket::new(stack, &mut rx_meta, &mut rx_buf, &mut tx_meta, &mut tx_buf);
         if socket.bind(0).is_err() {
             Timer::after(RETRY).await;
             continue;

@@ -78,8 +78,11 @@ pub async fn wifi_task(mut controller: WifiController<'static>, stack: Stack<'st
                             s.rssi_dbm = rssi.clamp(-127, 0) as i8;
                         }
                     });
-                    match select(controller.wait_for_disconnect_async(), Timer::after(RSSI_PERIOD))
-                        .await
+                    match select(
+                        controller.wait_for_disconnect_async(),
+                        Timer::after(RSSI_PERIOD),
+                    )
+                    .await
                     {
                         Either::First(_) => break,
                         Either::Second(()) => {}

@@ -35,6 +35,13 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # firmware builds for the C3 and the C6.
 rustup target add riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf >/dev/null
 
+step "web front end's npm dependencies (uPlot, playwright-core) from web/package-lock.json"
+# crates/web's build script takes uPlot from web/node_modules when present
+# (else it fetches the pinned tarball and checks its integrity hash).
+if [ ! -d web/node_modules/uplot ] || [ ! -d web/node_modules/playwright-core ]; then
+    (cd web && npm ci --no-audit --no-fund)
+fi
+
 step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check

@@ -20,8 +20,10 @@ fn kill_9_loses_no_acknowledged_frame_and_stores_none_twice() {
     let mut srv = Some(Serve::start(dir.path(), &listen, &[]));
     let addr = srv.as_ref().unwrap().http;
 
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done2 = done.clone();
+    // Frames acknowledged so far: the kills are placed by progress, not by time, so that
+    // every one of them lands while the device is streaming, however fast the machine.
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress2 = progress.clone();
     let token2 = token.clone();
     let device = std::thread::spawn(move || {
         let mut c = server::client::Client::new(addr).with_timeout(Duration::from_secs(5));
@@ -45,20 +47,28 @@ fn kill_9_loses_no_acknowledged_frame_and_stores_none_twice() {
                     // An ack never goes back: what was acknowledged stays durable.
                     assert!(a >= acked, "ack went back from {acked:?} to {a:?}");
                     acked = a;
+                    progress2.store(
+                        acked.map_or(0, |a| a as usize + 1),
+                        std::sync::atomic::Ordering::SeqCst,
+                    );
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        done2.store(true, std::sync::atomic::Ordering::SeqCst);
         posts
     });
 
-    // Kill the server at varying moments while the device streams, then restart it.
+    // Kill the server at evenly spaced points of the stream, then restart it.
     let mut kills = 0;
-    for i in 0..KILLS {
-        std::thread::sleep(Duration::from_millis(150 + 97 * i as u64));
-        if done.load(std::sync::atomic::Ordering::SeqCst) {
-            break;
+    for k in 1..=KILLS {
+        let at = k * FRAMES / (KILLS + 1);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while progress.load(std::sync::atomic::Ordering::SeqCst) < at {
+            assert!(
+                Instant::now() < deadline,
+                "the device stalled before frame {at}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
         srv.take().unwrap().kill9();
         kills += 1;
@@ -67,10 +77,7 @@ fn kill_9_loses_no_acknowledged_frame_and_stores_none_twice() {
     }
     let posts = device.join().unwrap();
     assert!(posts > 10);
-    assert!(
-        kills >= 3,
-        "only {kills} kills landed while the device was streaming"
-    );
+    assert_eq!(kills, KILLS);
 
     let mut c = server::client::Client::new(addr);
     // Every frame archived once, in sequence.

@@ -211,7 +211,7 @@ impl Server {
             out.close().await;
         }
         let s = st.store.clone();
-        match tokio::task::spawn_blocking(move || s.checkpoint()).await {
+        match tokio::task::spawn_blocking(move || s.compact()).await {
             Ok(Ok(())) => tracing::info!("store flushed"),
             Ok(Err(e)) => {
                 tracing::warn!("final checkpoint failed; the data is safe in the head log: {e}")

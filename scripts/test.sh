@@ -58,7 +58,7 @@ step "tests (unit, integration, doctests), real servers required"
 # Tests that need a server skip with a message on a developer machine
 # without it; here its absence is a failure.
 export TELEINFO_REQUIRE_SERVERS=1 TELEINFO_REQUIRE_VM=1
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 step "benchmark smoke run: both decoders accept every benchmark frame"
 cargo test -p tic --benches

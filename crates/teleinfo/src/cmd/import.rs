@@ -239,6 +239,6 @@ mod tests {
     #[test]
     fn splits_frames_and_skips_cut_ones() {
         let b = b"xx\x02ab\x03\x02cut\x04\x02cd\x03\x02tail";
-        assert_eq!(split_frames(b), vec![(2, 5), (12, 15)]);
+        assert_eq!(split_frames(b), vec![(2, 5), (11, 14)]);
     }
 }

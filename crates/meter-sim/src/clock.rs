@@ -15,34 +15,8 @@
 //! assert_eq!(clock::local(switch).hour, 3);
 //! ```
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (era-based method).
-pub fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
-    let m = month as i64;
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * ((m + 9) % 12) + 2) / 5 + day as i64 - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`]: `(year, month, day)`.
-pub fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u8;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u8;
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
-}
+// The calendar arithmetic is the protocol core's (one implementation, tested there).
+pub use tic::{civil_from_days, days_from_civil};
 
 /// Days in a month.
 pub fn days_in_month(year: i64, month: u8) -> u8 {

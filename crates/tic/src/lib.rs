@@ -47,7 +47,9 @@ mod syntax;
 pub use checksum::checksum;
 pub use decoder::{Decoder, EndReason, Event, FrameEnd, FrameStats, Options, Rejection};
 pub use error::{ErrorCounts, GroupError};
-pub use horodate::{Horodate, HorodateError, Season};
+pub use horodate::{
+    civil_from_days, days_from_civil, days_in_month, Horodate, HorodateError, Season,
+};
 pub use labels::{DataFormat, LabelInfo, Quantity, Unit};
 pub use syntax::{parse_group, Group};
 

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::{Period, SeriesKey};
+use store::SeriesKey;
 
 use crate::app::{blocking, Shared};
 use crate::error::{ApiError, ApiResult};
@@ -32,18 +32,7 @@ pub async fn injection(
     Path(meter): Path<String>,
     Query(q): Query<InjectionQuery>,
 ) -> ApiResult<Json<Value>> {
-    let period = match q.period.as_deref().unwrap_or("day") {
-        "hour" => Period::Hour,
-        "day" => Period::Day,
-        "week" => Period::Week,
-        "month" => Period::Month,
-        "year" => Period::Year,
-        p => {
-            return Err(ApiError::bad_request(format!(
-                "unknown period {p:?}; use hour, day, week, month or year"
-            )))
-        }
-    };
+    let period = crate::read::parse_period(q.period.as_deref())?;
     let tz = q.tz.clone().unwrap_or_else(|| st.cfg.time_zone.clone());
     store::time_zone(&tz).map_err(ApiError::from)?;
     let (from, to) = crate::read::range(&st, q.from.as_deref(), q.to.as_deref(), 7 * 86_400_000)?;

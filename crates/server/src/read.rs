@@ -281,6 +281,20 @@ fn local_text(ms: i64, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_default()
 }
 
+/// The `period` query parameter of the energy endpoints; a day when absent.
+pub(crate) fn parse_period(period: Option<&str>) -> ApiResult<Period> {
+    match period.unwrap_or("day") {
+        "hour" => Ok(Period::Hour),
+        "day" => Ok(Period::Day),
+        "week" => Ok(Period::Week),
+        "month" => Ok(Period::Month),
+        "year" => Ok(Period::Year),
+        p => Err(ApiError::bad_request(format!(
+            "unknown period {p:?}; use hour, day, week, month or year"
+        ))),
+    }
+}
+
 /// `GET /api/v1/meters/{meter}/energy`: energy per local period and tariff index from index
 /// deltas, with cost from the configured prices.
 pub async fn energy(
@@ -288,18 +302,7 @@ pub async fn energy(
     Path(meter): Path<String>,
     Query(q): Query<EnergyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let period = match q.period.as_deref().unwrap_or("day") {
-        "hour" => Period::Hour,
-        "day" => Period::Day,
-        "week" => Period::Week,
-        "month" => Period::Month,
-        "year" => Period::Year,
-        p => {
-            return Err(ApiError::bad_request(format!(
-                "unknown period {p:?}; use hour, day, week, month or year"
-            )))
-        }
-    };
+    let period = parse_period(q.period.as_deref())?;
     let tz_name = q.tz.clone().unwrap_or_else(|| st.cfg.time_zone.clone());
     let tz = store::time_zone(&tz_name).map_err(ApiError::from)?;
     let (from, to) = range(&st, q.from.as_deref(), q.to.as_deref(), 7 * 86_400_000)?;

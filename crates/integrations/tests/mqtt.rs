@@ -88,9 +88,12 @@ async fn wait_for(seen: &Seen, topic: &str, want: Option<&str>, within: Duration
     }
 }
 
-fn config(seen: &Seen, meter: &str, object: &str, component: &str) -> Value {
+/// The last discovery config for one entity, waiting for it: each meter's discovery goes out
+/// on its own schedule, so one meter's states arriving says nothing about another's configs.
+async fn config(seen: &Seen, meter: &str, object: &str, component: &str) -> Value {
     let t = format!("homeassistant/{component}/teleinfo_{meter}/{object}/config");
-    serde_json::from_str(&last(seen, &t).unwrap_or_else(|| panic!("no discovery on {t}"))).unwrap()
+    let doc = wait_for(seen, &t, None, Duration::from_secs(10)).await;
+    serde_json::from_str(&doc).unwrap_or_else(|e| panic!("discovery on {t} is not JSON: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +163,7 @@ async fn discovery_states_and_broker_restart() {
     .await;
 
     // Discovery: one device per meter, energy for the Energy dashboard, VA as apparent power.
-    let c = config(&seen, &std_meter, "east", "sensor");
+    let c = config(&seen, &std_meter, "east", "sensor").await;
     assert_eq!(c["device_class"], "energy");
     assert_eq!(c["state_class"], "total_increasing");
     assert_eq!(c["unit_of_measurement"], "Wh");
@@ -171,7 +174,7 @@ async fn discovery_states_and_broker_restart() {
         format!("teleinfo_{std_meter}")
     );
     assert_eq!(c["availability_mode"], "all");
-    let s = config(&seen, &std_meter, "sinsts", "sensor");
+    let s = config(&seen, &std_meter, "sinsts", "sensor").await;
     assert_eq!(
         (
             s["device_class"].as_str(),
@@ -180,35 +183,56 @@ async fn discovery_states_and_broker_restart() {
         ),
         (Some("apparent_power"), Some("VA"), Some("measurement"))
     );
-    let t = config(&seen, &std_meter, "tempo_today", "sensor");
+    let t = config(&seen, &std_meter, "tempo_today", "sensor").await;
     assert_eq!(t["device_class"], "enum");
     assert!(t["options"]
         .as_array()
         .unwrap()
         .contains(&Value::from("blue")));
-    let today = last(&seen, &format!("tt/{std_meter}/tempo_today")).unwrap();
+    let today = wait_for(
+        &seen,
+        &format!("tt/{std_meter}/tempo_today"),
+        None,
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(
         ["blue", "white", "red"].contains(&today.as_str()),
         "{today}"
     );
-    let b = config(&seen, &std_meter, "stge_overvoltage", "binary_sensor");
+    let b = config(&seen, &std_meter, "stge_overvoltage", "binary_sensor").await;
     assert_eq!(b["device_class"], "problem");
-    assert_eq!(
-        last(&seen, &format!("tt/{std_meter}/stge/overvoltage")).as_deref(),
-        Some("OFF")
-    );
+    wait_for(
+        &seen,
+        &format!("tt/{std_meter}/stge/overvoltage"),
+        Some("OFF"),
+        Duration::from_secs(5),
+    )
+    .await;
     // Labels with + and -: topic-safe names, valid object ids.
-    let nj = config(&seen, &std_meter, "njourf_next", "sensor");
+    let nj = config(&seen, &std_meter, "njourf_next", "sensor").await;
     assert_eq!(nj["state_topic"], format!("tt/{std_meter}/NJOURF_next"));
-    assert!(last(&seen, &format!("tt/{std_meter}/NJOURF_next")).is_some());
+    wait_for(
+        &seen,
+        &format!("tt/{std_meter}/NJOURF_next"),
+        None,
+        Duration::from_secs(5),
+    )
+    .await;
     // Historic meter: its indexes, PAPP and the tariff period.
-    let h = config(&seen, &hist_meter, "hchc", "sensor");
+    let h = config(&seen, &hist_meter, "hchc", "sensor").await;
     assert_eq!(h["device_class"], "energy");
     assert_eq!(
-        config(&seen, &hist_meter, "papp", "sensor")["device_class"],
+        config(&seen, &hist_meter, "papp", "sensor").await["device_class"],
         "apparent_power"
     );
-    let period = last(&seen, &format!("tt/{hist_meter}/tariff_period")).unwrap();
+    let period = wait_for(
+        &seen,
+        &format!("tt/{hist_meter}/tariff_period"),
+        None,
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(period == "HC" || period == "HP", "{period}");
     for topic in seen.lock().unwrap().keys() {
         assert!(!topic.contains('+') && !topic.contains('#'), "{topic}");
@@ -300,7 +324,7 @@ async fn discovery_states_and_broker_restart() {
     .await;
     wait_for(&seen, "tt/status", Some("online"), Duration::from_secs(5)).await;
     assert_eq!(
-        config(&seen, &std_meter, "east", "sensor")["device_class"],
+        config(&seen, &std_meter, "east", "sensor").await["device_class"],
         "energy"
     );
     let s = out.mqtt().unwrap().stats();

@@ -248,7 +248,15 @@ async fn discovery_states_and_broker_restart() {
     }
     let bad_value = bad.value("EAST").unwrap();
     out.submit(vec![bad]).unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while out.plausibility().implausible == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the corrupted index is counted as implausible");
+    // One more publish period: had it been published, the subscriber would see it below.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(out.plausibility().implausible, 1);
     let good = next_reading(&mut tempo, 0);
     let good_east = good.value("EAST").unwrap();

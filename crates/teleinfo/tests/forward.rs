@@ -335,15 +335,30 @@ fn end_to_end_through_a_server_outage_and_a_forward_restart() {
     let before_outage = stored(port, device).len();
     assert!(serve.terminate(), "serve did not stop cleanly");
     let outage_started = Instant::now();
+    // Nothing is acknowledged during the outage, so no segment is freed and the
+    // count of records on disk only grows.
+    let on_disk_at_outage = committed_records(&queue);
 
     // forward restarted during the outage: its queue holds what it could
-    // not deliver.
-    std::thread::sleep(Duration::from_secs(4));
+    // not deliver. Waiting on what it did (not a fixed time) keeps this
+    // true on a loaded machine.
+    wait_for(
+        "3 frames queued during the outage",
+        Duration::from_secs(60),
+        || committed_records(&queue) >= on_disk_at_outage + 3,
+    );
+    wait_for("a failed post logged", Duration::from_secs(60), || {
+        fwd_a.log().contains("post to http://")
+    });
     let st = fwd_a.terminate();
     assert!(st.success(), "forward exited with {st}");
-    assert!(fwd_a.log().contains("post to http://"), "{}", fwd_a.log());
     let mut fwd_b = forward(&pty, port, &token, device, &queue);
-    std::thread::sleep(Duration::from_secs(6));
+    wait_for(
+        "the second run's queue line",
+        Duration::from_secs(20),
+        || fwd_b.log().contains("earlier runs"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
     let (resumed, boots) = recovered(&fwd_b.log());
     assert_eq!(boots, 1, "{}", fwd_b.log());
     assert!(

@@ -3,6 +3,9 @@
 # on 127.0.0.1. Prints one table. Needs: cargo, curl, python3; installs victoria-metrics.
 #
 #   scripts/bench-server.sh            # full run (a few minutes on 2 cores)
+#   BENCH_ONLY=storage scripts/bench-server.sh   # one section: ingest, uplink, storage,
+#                                                # queries or rss (others print "-")
+#   BENCH_NO_BUILD=1 …                 # use the binaries already built
 #
 # Figures:
 #   ingest: the same pre-encoded OpenTSDB JSON batches (1 M points) POSTed to both /api/put;
@@ -15,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T="${CARGO_TARGET_DIR:-target}"
-[ "${BENCH_NO_BUILD:-}" = 1 ] || cargo build --quiet --release -p teleinfo -p server --example bench_load
+[ "${BENCH_NO_BUILD:-}" = 1 ] || cargo build --quiet --release -p teleinfo -p server --bin teleinfo --example bench_load
 BIN="$T/release/teleinfo"
 LOAD="$T/release/examples/bench_load"
 if ! command -v victoria-metrics >/dev/null; then
@@ -74,23 +77,30 @@ PY
 q() { python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
 declare -A R
+ONLY="${BENCH_ONLY:-}"
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # 1. ingest through /api/put, same batches to both.
+if want ingest; then
 start_teleinfo "$WORK/ti1"; start_vm "$WORK/vm1"
 out=$("$LOAD" put "http://$TI_ADDR/api/put" "$VM_PUT")
 R[put_ti]=$(echo "$out" | awk -v u="http://$TI_ADDR/api/put" '$2==u {print $3}')
 R[put_vm]=$(echo "$out" | awk -v u="$VM_PUT" '$2==u {print $3}')
 stop_teleinfo; stop_vm
+fi
 
 # 2. uplink frames/s (durable acks), 4 devices in parallel, and one device alone.
+if want uplink; then
 mkdir -p "$WORK/ti2"
 : >"$WORK/tokens4"
 for i in 1 2 3 4; do echo "bench$i $("$BIN" device add "bench$i" --data "$WORK/ti2")" >>"$WORK/tokens4"; done
 start_teleinfo "$WORK/ti2"
 R[uplink]=$("$LOAD" uplink-multi "$TI_ADDR" "$WORK/tokens4" 10000 | awk '{print $2}')
 stop_teleinfo
+fi
 
 # 3. storage: a simulated week of a three-phase standard meter.
+if want storage; then
 start_teleinfo "$WORK/ti3"; start_vm "$WORK/vm3"
 out=$("$LOAD" week "http://$TI_ADDR/api/put" "$VM_PUT")
 values=$(echo "$out" | awk '$1=="week_values"{print $2}')
@@ -100,13 +110,16 @@ ti_chunks=$(echo "$stats" | python3 -c 'import json,sys; s=json.load(sys.stdin);
 ti_rollups=$(echo "$stats" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["rollup_bytes"])')
 stop_teleinfo
 ti_file=$(du -sb "$WORK/ti3" | awk '{print $1}')
+[ -z "$ONLY" ] || (cd "$WORK/ti3" && find . -type f -printf '  teleinfo %p %s bytes\n' | sort) >&2
 vm_flush_merge; stop_vm
 vm_dir=$(du -sb "$WORK/vm3" | awk '{print $1}')
 bpv() { python3 -c "print(f'{$1/$2:.3f}')"; }
 R[bpv_ti_chunks]=$(bpv "$ti_chunks" "$values"); R[bpv_ti_all]=$(bpv "$((ti_chunks + ti_rollups))" "$values")
 R[bpv_ti_dir]=$(bpv "$ti_file" "$values"); R[bpv_vm]=$(bpv "$vm_dir" "$values")
+fi
 
 # 4. a year: 1,000 avg/max buckets of SINSTS and daily energy of two indexes.
+if want queries; then
 start_teleinfo "$WORK/ti4"; start_vm "$WORK/vm4"
 "$LOAD" year "http://$TI_ADDR/api/put" "$VM_PUT" >"$WORK/year.out"
 curl -sf -X POST "http://$TI_ADDR/api/v1/admin/checkpoint" >/dev/null
@@ -121,8 +134,10 @@ R[q_energy_ti]=$(median_ms "http://$TI_ADDR/api/v1/meters/bench/energy?period=da
 R[q_energy_vm]=$(median_ms "$VM_URL/api/v1/query_range?nocache=1&start=$((FROM+86400))&end=$TO&step=86400&query=$(q 'increase(EASF01{meter="bench"}[1d])')" \
                            "$VM_URL/api/v1/query_range?nocache=1&start=$((FROM+86400))&end=$TO&step=86400&query=$(q 'increase(EASF02{meter="bench"}[1d])')")
 stop_teleinfo; stop_vm
+fi
 
 # 5. RSS while 1,000 devices post frames.
+if want rss; then
 mkdir -p "$WORK/ti5"
 python3 - "$BIN" "$WORK/ti5" >"$WORK/tokens1000" <<'PY'
 import subprocess, sys
@@ -140,7 +155,9 @@ R[uplink1000]=$("$LOAD" uplink-multi "$TI_ADDR" "$WORK/tokens1000" 60 | awk '{pr
 sleep 0.3
 R[rss_mb]=$(python3 -c "print(f'{$(cat "$WORK/rss")/1024:.0f}')")
 stop_teleinfo
+fi
 
+for k in put_ti put_vm uplink bpv_ti_dir bpv_vm bpv_ti_chunks bpv_ti_all q_buckets_ti q_buckets_vm q_energy_ti q_energy_vm rss_mb uplink1000; do R[$k]="${R[$k]:--}"; done
 printf '\n%-62s %16s %16s\n' "benchmark (2 cores, 127.0.0.1)" "teleinfo" "VictoriaMetrics"
 printf '%-62s %16s %16s\n' "ingest /api/put, same 1 M points, 4 connections (points/s)" "${R[put_ti]}" "${R[put_vm]}"
 printf '%-62s %16s %16s\n' "uplink standard 3-phase frames, durable acks, 4 devices (fr/s)" "${R[uplink]}" "-"

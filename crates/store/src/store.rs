@@ -801,7 +801,12 @@ impl Store {
     pub fn compact(&self) -> Result<()> {
         let mut w = lock(&self.writer);
         self.checkpoint_locked(&mut w)?;
-        w.conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // The pragma frees one page per result row: step it to the end (`execute_batch`
+        // would free a single page).
+        w.conn
+            .prepare("PRAGMA incremental_vacuum")?
+            .query_map([], |_| Ok(()))?
+            .collect::<rusqlite::Result<Vec<()>>>()?;
         // (busy, WAL frames, frames checkpointed): TRUNCATE only fails to shrink while a
         // reader holds an old snapshot, which a shutdown does not have; not an error.
         w.conn

@@ -484,6 +484,14 @@ fn compact_leaves_only_the_data_on_disk() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     assert_eq!(wal, 0);
+    let c =
+        rusqlite::Connection::open_with_flags(dir.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let free: i64 = c
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0, "free pages left in the file");
+    drop(c);
     let p = s.read_range(id, T0, T0 + 200_000_000).unwrap();
     assert_eq!(p.ts_ms.len(), 100_000);
 }

@@ -77,34 +77,6 @@ fn eight_digits(x: u64) -> u64 {
     (v * 10_000 + (v >> 32)) & 0xFFFF_FFFF
 }
 
-/// Whether a value is a well-formed day profile, exactly as
-/// `DayProfile::parse(..).is_some()` decides (a unit test checks it), without
-/// its UTF-8 check and split iterator: 1 to 11 blocks of 8 bytes, one space
-/// between blocks, each `NONUTILE` or `HHMM` (a real time) and 4 upper-case
-/// hexadecimal digits.
-#[inline]
-fn is_day_profile(value: &[u8]) -> bool {
-    let n = value.len();
-    if n % 9 != 8 || n > 9 * crate::profile::MAX_SLOTS - 1 {
-        return false;
-    }
-    value
-        .chunks(9)
-        .all(|c| (c.len() == 8 || c[8] == SP) && is_profile_block(&c[..8]))
-}
-
-fn is_profile_block(block: &[u8]) -> bool {
-    if block == b"NONUTILE" {
-        return true;
-    }
-    let time = |i: usize| parse_digits(&block[i..i + 2]);
-    matches!(time(0), Some(0..=23))
-        && matches!(time(2), Some(0..=59))
-        && block[4..8]
-            .iter()
-            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
-}
-
 /// [`Horodate::parse`] of the 13 wire bytes, with the same result and the
 /// same error precedence (season, then digits, then the date's reality), its
 /// 12 digits checked and paired two words at a time.
@@ -209,10 +181,14 @@ pub(crate) struct Scan {
     /// Standard mode splits its fields on HT; historic mode only needs to
     /// know there is none, and finds its one split (SP) within the label.
     pub ht: u64,
+    /// The same for the next [`MASK_BITS`] bytes (bit `i` for byte 64 + `i`):
+    /// the long groups (day profiles, messages) are split without searching.
+    pub ht_high: u64,
 }
 
-/// How many bytes the separator mask of a [`Scan`] describes. Nearly every
-/// real group is shorter; longer ones are split by searching their bytes.
+/// How many bytes each separator mask of a [`Scan`] describes. Nearly every
+/// real group is shorter than one mask, every group the decoder accepts is
+/// shorter than two; longer ones are split by searching their bytes.
 pub(crate) const MASK_BITS: usize = 64;
 
 /// Whether a byte cannot be inside a group: anything but 0x20–0x7E and HT.
@@ -237,6 +213,7 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
         end: 0,
         total: 0,
         ht: 0,
+        ht_high: 0,
     };
     // The whole words to look at, the limit rounded up: the loop then needs
     // no limit check of its own.
@@ -245,8 +222,11 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
     for chunk in head.chunks_exact(8) {
         let x = word(chunk);
         let (outside, ht) = classify(x);
+        // `found.end` is a multiple of 8 here: a word never straddles the masks.
         if found.end < MASK_BITS {
             found.ht |= (pack_flags(ht) as u64) << found.end;
+        } else if found.end < 2 * MASK_BITS {
+            found.ht_high |= (pack_flags(ht) as u64) << (found.end - MASK_BITS);
         }
         if outside != 0 {
             let at = (outside.trailing_zeros() / 8) as usize;
@@ -266,6 +246,8 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
         }
         if found.end < MASK_BITS {
             found.ht |= ((b == HT) as u64) << found.end;
+        } else if found.end < 2 * MASK_BITS {
+            found.ht_high |= ((b == HT) as u64) << (found.end - MASK_BITS);
         }
         found.total += b as u32;
         found.end += 1;
@@ -374,7 +356,55 @@ fn split_masked(mode: Mode, body: &[u8], scanned: &Scan) -> Result<Fields, Group
     }
 }
 
-/// [`split_masked`] for bodies longer than the mask, by searching the bytes.
+/// [`split_masked`] for bodies longer than one mask but within two.
+// Not inlined, and given the masks by value: the scan's result then stays in
+// registers in the decoder's hot loop.
+#[inline(never)]
+fn split_wide(mode: Mode, body: &[u8], low: u64, high: u64) -> Result<Fields, GroupError> {
+    let high = high & first_bits(body.len() - MASK_BITS);
+    let ht = (high as u128) << MASK_BITS | low as u128;
+    match mode {
+        Mode::Historic => {
+            if ht != 0 {
+                return Err(GroupError::InvalidByte);
+            }
+            let Some(split) = body.iter().position(|&b| b == SP) else {
+                return Err(GroupError::FieldCount);
+            };
+            Ok((split, None, split + 1))
+        }
+        Mode::Standard => {
+            if ht == 0 {
+                return Err(GroupError::FieldCount);
+            }
+            let first = ht.trailing_zeros() as usize;
+            let rest = ht & (ht - 1);
+            if rest == 0 {
+                return Ok((first, None, first + 1));
+            }
+            if rest & (rest - 1) != 0 {
+                return Err(GroupError::FieldCount);
+            }
+            let second = rest.trailing_zeros() as usize;
+            Ok((first, Some((first + 1, second)), second + 1))
+        }
+    }
+}
+
+/// Splits a checked body into fields: with the masks of its scan when they
+/// cover it, else by searching its bytes.
+#[inline(always)]
+fn split(mode: Mode, body: &[u8], scanned: &Scan) -> Result<Fields, GroupError> {
+    if body.len() <= MASK_BITS {
+        split_masked(mode, body, scanned)
+    } else if body.len() <= 2 * MASK_BITS {
+        split_wide(mode, body, scanned.ht, scanned.ht_high)
+    } else {
+        split_scalar(mode, body)
+    }
+}
+
+/// [`split_masked`] for bodies longer than the masks, by searching the bytes.
 #[cold]
 fn split_scalar(mode: Mode, body: &[u8]) -> Result<Fields, GroupError> {
     match mode {
@@ -440,11 +470,7 @@ pub(crate) fn parse_clean<'a>(
     {
         return Err(GroupError::Checksum { expected, found });
     }
-    let (label_len, horodate_span, value_start) = if body.len() <= MASK_BITS {
-        split_masked(mode, body, scanned)?
-    } else {
-        split_scalar(mode, body)?
-    };
+    let (label_len, horodate_span, value_start) = split(mode, body, scanned)?;
     let horodate = match horodate_span {
         None => None,
         Some((start, end)) => {
@@ -509,7 +535,7 @@ impl DataFormat {
             }
             DataFormat::Empty => value.is_empty(),
             DataFormat::DayProfile => {
-                let ok = is_day_profile(value);
+                let ok = crate::profile::is_day_profile(value);
                 // The profile module's own check is the reference.
                 debug_assert_eq!(ok, crate::profile::is_well_formed(value));
                 ok
@@ -551,13 +577,13 @@ mod tests {
     }
 
     /// The scan, one byte at a time.
-    fn naive_scan(bytes: &[u8], limit: usize) -> (usize, u32, u64) {
-        let (mut end, mut total, mut ht) = (0, 0u32, 0u64);
+    fn naive_scan(bytes: &[u8], limit: usize) -> (usize, u32, u128) {
+        let (mut end, mut total, mut ht) = (0, 0u32, 0u128);
         for &b in bytes {
             if end >= limit || is_outside(b) {
                 break;
             }
-            if end < MASK_BITS && b == HT {
+            if end < 2 * MASK_BITS && b == HT {
                 ht |= 1 << end;
             }
             total += b as u32;
@@ -613,7 +639,13 @@ mod tests {
                 let (end, total, ht) = naive_scan(&bytes, limit);
                 if end < limit {
                     assert_eq!((s.end, s.total), (end, total), "{bytes:?}");
-                    assert_eq!(s.ht & first_bits(end), ht, "{bytes:?}");
+                    let mask = (s.ht_high as u128) << MASK_BITS | s.ht as u128;
+                    let below_end = match end {
+                        0 => 0,
+                        1..128 => u128::MAX >> (128 - end),
+                        _ => u128::MAX,
+                    };
+                    assert_eq!(mask & below_end, ht, "{bytes:?}");
                 } else {
                     // Stopped at the limit: only "not within the limit" matters.
                     assert!(s.end >= limit, "{bytes:?}");
@@ -625,19 +657,27 @@ mod tests {
     #[test]
     fn masked_split_matches_scalar_split() {
         let mut rng = Lcg(2);
-        for _ in 0..50_000 {
-            let len = rng.next() as usize % (MASK_BITS + 1);
+        for _ in 0..100_000 {
+            // Within one mask, within two, beyond.
+            let len = match rng.next() % 4 {
+                0 | 1 => rng.next() as usize % (MASK_BITS + 1),
+                2 => rng.next() as usize % (2 * MASK_BITS + 1),
+                _ => rng.next() as usize % (3 * MASK_BITS),
+            };
             let body: Vec<u8> = (0..len)
-                .map(|_| match rng.next() % 6 {
-                    0 => HT,
-                    1 => SP,
-                    _ => b'A' + rng.next() % 26,
-                })
+                // Fewer separators in long bodies, so that some split.
+                .map(
+                    |_| match rng.next() % if len > MASK_BITS { 48 } else { 6 } {
+                        0 => HT,
+                        1 => SP,
+                        _ => b'A' + rng.next() % 26,
+                    },
+                )
                 .collect();
             let s = scan(&body, usize::MAX);
             for mode in [Mode::Historic, Mode::Standard] {
                 assert_eq!(
-                    split_masked(mode, &body, &s),
+                    split(mode, &body, &s),
                     split_scalar(mode, &body),
                     "{mode:?} {body:?}"
                 );
@@ -698,11 +738,20 @@ mod tests {
                     value.push(rng.next());
                 }
             }
+            // The split-based parser is the reference.
             let expected = core::str::from_utf8(&value)
                 .ok()
-                .and_then(crate::profile::DayProfile::parse)
-                .is_some();
-            assert_eq!(is_day_profile(&value), expected, "{:?}", value);
+                .and_then(crate::profile::parse_by_splitting);
+            let parsed = core::str::from_utf8(&value)
+                .ok()
+                .and_then(crate::profile::DayProfile::parse);
+            assert_eq!(parsed, expected, "{:?}", value);
+            assert_eq!(
+                crate::profile::is_day_profile(&value),
+                expected.is_some(),
+                "{:?}",
+                value
+            );
         }
     }
 
@@ -745,17 +794,20 @@ mod tests {
     }
 
     #[test]
-    fn long_groups_use_the_scalar_split() {
-        // A value long enough that the body passes the mask, with HT beyond it.
-        let mut content = b"LABEL\t".to_vec();
-        content.extend(core::iter::repeat_n(b'x', 70));
-        content.push(HT);
-        content.extend_from_slice(b"v\t");
-        let sum = content.iter().map(|&b| b as u32).sum::<u32>();
-        content.push(finish(sum));
-        assert_eq!(
-            parse_group(&content, false),
-            Err(GroupError::Horodate(crate::HorodateError::Length))
-        );
+    fn long_groups_split_beyond_the_first_mask() {
+        // Values long enough that the body passes one mask, then two, with an
+        // HT beyond the first mask.
+        for filler in [70, 140] {
+            let mut content = b"LABEL\t".to_vec();
+            content.extend(core::iter::repeat_n(b'x', filler));
+            content.push(HT);
+            content.extend_from_slice(b"v\t");
+            let sum = content.iter().map(|&b| b as u32).sum::<u32>();
+            content.push(finish(sum));
+            assert_eq!(
+                parse_group(&content, false),
+                Err(GroupError::Horodate(crate::HorodateError::Length))
+            );
+        }
     }
 }

@@ -180,8 +180,8 @@ macro_rules! dictionary {
         #[inline(always)]
         fn $lookup(key: Key) -> Option<&'static LabelInfo> {
             // Built at compile time: a bad table is a build error, not a runtime one.
-            static INDEX: Index = Index::build(&[$($label),*]);
-            INDEX.find(key).and_then(|i| $all.get(i).copied())
+            static INDEX: Index = Index::build(&[$(&$id),*]);
+            INDEX.find(key)
         }
     };
 }
@@ -222,14 +222,15 @@ impl Key {
         if len == 0 || len > Key::MAX_LEN || len > bytes.len() {
             return None;
         }
-        match (bytes.get(..8), bytes.get(8..16)) {
-            (Some(lo), Some(hi)) => Some(Key(
-                word(lo) & low_bytes_mask(len),
-                word(hi) & low_bytes_mask(len.saturating_sub(8)),
-            )),
-            (Some(lo), None) if len <= 8 => Some(Key(word(lo) & low_bytes_mask(len), 0)),
-            _ => Key::pack(&bytes[..len]),
+        // Nearly every label has at most 8 bytes: one word, one mask.
+        if len <= 8 {
+            if let Some(lo) = bytes.get(..8) {
+                return Some(Key(word(lo) & (u64::MAX >> (64 - 8 * len)), 0));
+            }
+        } else if let (Some(lo), Some(hi)) = (bytes.get(..8), bytes.get(8..16)) {
+            return Some(Key(word(lo), word(hi) & (u64::MAX >> (128 - 8 * len))));
         }
+        Key::pack(&bytes[..len])
     }
 
     const fn pack_const(label: &str) -> Key {
@@ -261,16 +262,6 @@ fn word(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A mask keeping the low `n` bytes of a word (`n` ≤ 8, saturating above).
-#[inline]
-fn low_bytes_mask(n: usize) -> u64 {
-    if n >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * n)) - 1
-    }
-}
-
 /// An open-addressing hash table from label keys to dictionary positions.
 ///
 /// The dictionary's `match` on `&str` compiled to a chain of length checks
@@ -279,8 +270,9 @@ fn low_bytes_mask(n: usize) -> u64 {
 struct Index {
     /// Dictionary position + 1 per slot; 0 is an empty slot.
     slots: [u8; Index::SLOTS],
-    /// The key of each dictionary position.
-    keys: [Key; Index::MAX_LABELS],
+    /// The key and the entry of each dictionary position, side by side: a
+    /// hit reads one line, with no further lookup in the dictionary.
+    entries: [(Key, Option<&'static LabelInfo>); Index::MAX_LABELS],
 }
 
 impl Index {
@@ -288,41 +280,40 @@ impl Index {
     const SLOTS: usize = 1 << Index::BITS;
     const MAX_LABELS: usize = 128;
 
-    const fn build(labels: &[&str]) -> Index {
+    const fn build(labels: &[&'static LabelInfo]) -> Index {
         assert!(labels.len() <= Index::MAX_LABELS, "too many labels");
         let mut index = Index {
             slots: [0; Index::SLOTS],
-            keys: [Key(0, 0); Index::MAX_LABELS],
+            entries: [(Key(0, 0), None); Index::MAX_LABELS],
         };
         let mut i = 0;
         while i < labels.len() {
-            let key = Key::pack_const(labels[i]);
+            let key = Key::pack_const(labels[i].label);
             let mut slot = key.slot();
             while index.slots[slot] != 0 {
-                let other = index.keys[index.slots[slot] as usize - 1];
+                let other = index.entries[index.slots[slot] as usize - 1].0;
                 assert!(other.0 != key.0 || other.1 != key.1, "duplicate label");
                 slot = (slot + 1) % Index::SLOTS;
             }
             index.slots[slot] = (i + 1) as u8;
-            index.keys[i] = key;
+            index.entries[i] = (key, Some(labels[i]));
             i += 1;
         }
         index
     }
 
-    /// The dictionary position of a key.
+    /// The dictionary entry of a key.
     #[inline(always)]
-    fn find(&self, key: Key) -> Option<usize> {
+    fn find(&self, key: Key) -> Option<&'static LabelInfo> {
         let mut slot = key.slot();
         // The table is never full, so an empty slot ends every probe sequence;
         // the bound only guards against an impossible infinite loop.
         for _ in 0..Index::SLOTS {
-            let entry = self.slots[slot] as usize;
-            if entry == 0 {
-                return None;
-            }
-            if self.keys.get(entry - 1) == Some(&key) {
-                return Some(entry - 1);
+            let (entry_key, info) = *self
+                .entries
+                .get((self.slots[slot] as usize).checked_sub(1)?)?;
+            if entry_key == key {
+                return info;
             }
             slot = (slot + 1) % Index::SLOTS;
         }

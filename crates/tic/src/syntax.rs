@@ -146,6 +146,35 @@ fn is_digits(value: &[u8]) -> bool {
     ok && words.remainder().iter().all(u8::is_ascii_digit)
 }
 
+/// Whether `bytes[start..]` is one or more ASCII digits, as [`is_digits`]
+/// decides, reading whole words: a value shorter than a word is checked in
+/// the word that ends with it, the bytes before it (label, separator)
+/// replaced by `0` digits.
+#[inline(always)]
+fn ends_with_digits(bytes: &[u8], start: usize) -> bool {
+    let Some(value) = bytes.get(start..) else {
+        return false;
+    };
+    let n = value.len();
+    let ok = match (n, bytes.len().checked_sub(8).and_then(|at| bytes.get(at..))) {
+        (0, _) => false,
+        (1..8, Some(last)) => {
+            let before = low_bytes(8 - n);
+            all_digits_in((word(last) & !before) | ((0x30 * ONES) & before))
+        }
+        (8.., Some(last)) => {
+            let mut ok = all_digits_in(word(last));
+            for chunk in value.chunks_exact(8) {
+                ok &= all_digits_in(word(chunk));
+            }
+            ok
+        }
+        _ => is_digits(value),
+    };
+    debug_assert_eq!(ok, is_digits(value));
+    ok
+}
+
 /// Checks one group given its bytes between LF and CR (exclusive), bit 7
 /// already cleared.
 ///
@@ -503,7 +532,11 @@ pub(crate) fn parse_clean<'a>(
     // dictionary's own string (equal bytes), which spares its UTF-8 check.
     let label = match info {
         Some(info) => {
-            if !info.format.accepts(value) {
+            let ok = match info.format {
+                DataFormat::Digits => ends_with_digits(body, value_start),
+                format => format.accepts(value),
+            };
+            if !ok {
                 return Err(GroupError::Format);
             }
             info.label
@@ -707,6 +740,11 @@ mod tests {
                 .collect();
             let digits = !bytes.is_empty() && bytes.iter().all(u8::is_ascii_digit);
             assert_eq!(is_digits(&bytes), digits, "{bytes:?}");
+            // The same value after a label and separator of any length.
+            let mut line = b"LABEL1\t"[..rng.next() as usize % 8].to_vec();
+            let start = line.len();
+            line.extend_from_slice(&bytes);
+            assert_eq!(ends_with_digits(&line, start), digits, "{line:?}");
             let expected = (digits && bytes.len() <= 19)
                 .then(|| bytes.iter().fold(0u64, |n, &b| n * 10 + (b - b'0') as u64));
             assert_eq!(parse_digits(&bytes), expected, "{bytes:?}");

@@ -180,7 +180,8 @@ macro_rules! dictionary {
         #[inline(always)]
         fn $lookup(key: Key) -> Option<&'static LabelInfo> {
             // Built at compile time: a bad table is a build error, not a runtime one.
-            static INDEX: Index = Index::build(&[$(&$id),*]);
+            const LABELS: &[&LabelInfo] = &[$(&$id),*];
+            static INDEX: Index<{ LABELS.len() }> = Index::build(LABELS);
             INDEX.find(key)
         }
     };
@@ -250,7 +251,7 @@ impl Key {
     #[inline]
     const fn slot(self) -> usize {
         let mixed = (self.0 ^ self.1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> (64 - Index::BITS)) as usize
+        (mixed >> (64 - SLOT_BITS)) as usize
     }
 }
 
@@ -267,24 +268,27 @@ fn word(bytes: &[u8]) -> u64 {
 /// The dictionary's `match` on `&str` compiled to a chain of length checks
 /// and string comparisons; this is one multiply and, at a load under 30 %,
 /// about one two-word comparison per lookup.
-struct Index {
+struct Index<const N: usize> {
     /// Dictionary position + 1 per slot; 0 is an empty slot.
-    slots: [u8; Index::SLOTS],
+    slots: [u8; SLOTS],
     /// The key and the entry of each dictionary position, side by side: a
     /// hit reads one line, with no further lookup in the dictionary.
-    entries: [(Key, Option<&'static LabelInfo>); Index::MAX_LABELS],
+    entries: [(Key, Option<&'static LabelInfo>); N],
 }
 
-impl Index {
-    const BITS: u32 = 8;
-    const SLOTS: usize = 1 << Index::BITS;
-    const MAX_LABELS: usize = 128;
+/// The index's slots: a power of two, under 30 % full.
+const SLOT_BITS: u32 = 8;
+const SLOTS: usize = 1 << SLOT_BITS;
 
-    const fn build(labels: &[&'static LabelInfo]) -> Index {
-        assert!(labels.len() <= Index::MAX_LABELS, "too many labels");
+impl<const N: usize> Index<N> {
+    const fn build(labels: &[&'static LabelInfo]) -> Index<N> {
+        assert!(
+            labels.len() == N && N < 255 && N * 10 < SLOTS * 3,
+            "label count: the index must stay under 30 % full"
+        );
         let mut index = Index {
-            slots: [0; Index::SLOTS],
-            entries: [(Key(0, 0), None); Index::MAX_LABELS],
+            slots: [0; SLOTS],
+            entries: [(Key(0, 0), None); N],
         };
         let mut i = 0;
         while i < labels.len() {
@@ -293,7 +297,7 @@ impl Index {
             while index.slots[slot] != 0 {
                 let other = index.entries[index.slots[slot] as usize - 1].0;
                 assert!(other.0 != key.0 || other.1 != key.1, "duplicate label");
-                slot = (slot + 1) % Index::SLOTS;
+                slot = (slot + 1) % SLOTS;
             }
             index.slots[slot] = (i + 1) as u8;
             index.entries[i] = (key, Some(labels[i]));
@@ -308,14 +312,14 @@ impl Index {
         let mut slot = key.slot();
         // The table is never full, so an empty slot ends every probe sequence;
         // the bound only guards against an impossible infinite loop.
-        for _ in 0..Index::SLOTS {
+        for _ in 0..SLOTS {
             let (entry_key, info) = *self
                 .entries
                 .get((self.slots[slot] as usize).checked_sub(1)?)?;
             if entry_key == key {
                 return info;
             }
-            slot = (slot + 1) % Index::SLOTS;
+            slot = (slot + 1) % SLOTS;
         }
         None
     }

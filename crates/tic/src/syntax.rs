@@ -491,7 +491,9 @@ pub(crate) fn parse_clean<'a>(
     let separator = content[n - 2];
     let body = &content[..n - 2];
     // The body is the content less its last two bytes: subtracting them from
-    // the total gives the body's sum without reading the body again.
+    // the total gives the body's sum without reading the body again. The
+    // total is exact only modulo 64, so this may wrap, and so may the
+    // additions below: all wrapping, which keeps the low 6 bits right.
     let body_sum = scanned.total.wrapping_sub(found as u32 + separator as u32);
     let mode = match separator {
         SP => Mode::Historic,
@@ -500,10 +502,12 @@ pub(crate) fn parse_clean<'a>(
     };
     let expected = match mode {
         Mode::Historic => finish(body_sum),
-        Mode::Standard => finish(body_sum + HT as u32),
+        Mode::Standard => finish(body_sum.wrapping_add(HT as u32)),
     };
     if found != expected
-        && !(mode == Mode::Historic && historic_mode2 && found == finish(body_sum + SP as u32))
+        && !(mode == Mode::Historic
+            && historic_mode2
+            && found == finish(body_sum.wrapping_add(SP as u32)))
     {
         return Err(GroupError::Checksum { expected, found });
     }
@@ -631,6 +635,27 @@ mod tests {
             end += 1;
         }
         (end, total, ht)
+    }
+
+    #[test]
+    fn a_checksum_below_the_scans_truncated_sum_does_not_overflow() {
+        // Read as one word, '@' adds 0 to the scan's total (exact only
+        // modulo 64): the total, 9, is less than the last two bytes' 73.
+        assert_eq!(
+            parse_group(b"@@@@@@\t@", false),
+            Err(GroupError::Checksum {
+                expected: b')',
+                found: b'@'
+            })
+        );
+        // Historic mode, the "mode 2" sum tried too.
+        assert_eq!(
+            parse_group(b"@@@ @@ A", true),
+            Err(GroupError::Checksum {
+                expected: b'@',
+                found: b'A'
+            })
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct MeterAddress {
 
 impl MeterAddress {
     /// Parses 12 digits.
-    pub fn parse(value: &str) -> Option<MeterAddress> {
-        let b = value.as_bytes();
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<MeterAddress> {
+        let b = value.as_ref();
         if b.len() != 12 {
             return None;
         }
@@ -93,8 +93,8 @@ impl MeterAddress {
 /// assert_eq!(tic::address::ntarf("03"), Some(3));
 /// assert_eq!(tic::address::ntarf("11"), None);
 /// ```
-pub fn ntarf(value: &str) -> Option<u8> {
-    match parse_digits(value.as_bytes())? {
+pub fn ntarf(value: impl AsRef<[u8]>) -> Option<u8> {
+    match parse_digits(value.as_ref())? {
         n @ 1..=10 => Some(n as u8),
         _ => None,
     }

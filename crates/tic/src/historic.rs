@@ -28,8 +28,8 @@ pub enum TariffOption {
 
 impl TariffOption {
     /// Parses the 4 wire characters.
-    pub fn parse(value: &str) -> Option<TariffOption> {
-        match value.as_bytes() {
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<TariffOption> {
+        match value.as_ref() {
             b"BASE" => Some(TariffOption::Base),
             b"HC.." => Some(TariffOption::HeuresCreuses),
             b"EJP." => Some(TariffOption::Ejp),
@@ -60,14 +60,14 @@ pub enum TariffPeriod {
 
 impl TariffPeriod {
     /// Parses the 4 wire characters.
-    pub fn parse(value: &str) -> Option<TariffPeriod> {
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<TariffPeriod> {
         let colour = |c| match c {
             b'B' => Some(TempoColour::Blue),
             b'W' => Some(TempoColour::White),
             b'R' => Some(TempoColour::Red),
             _ => None,
         };
-        match value.as_bytes() {
+        match value.as_ref() {
             b"TH.." => Some(TariffPeriod::AllHours),
             b"HC.." => Some(TariffPeriod::OffPeak),
             b"HP.." => Some(TariffPeriod::Peak),
@@ -108,12 +108,12 @@ pub enum Demain {
 
 impl Demain {
     /// Parses the 4 wire characters.
-    pub fn parse(value: &str) -> Option<Demain> {
-        match value {
-            "----" => Some(Demain::Unknown),
-            "BLEU" => Some(Demain::Colour(TempoColour::Blue)),
-            "BLAN" => Some(Demain::Colour(TempoColour::White)),
-            "ROUG" => Some(Demain::Colour(TempoColour::Red)),
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<Demain> {
+        match value.as_ref() {
+            b"----" => Some(Demain::Unknown),
+            b"BLEU" => Some(Demain::Colour(TempoColour::Blue)),
+            b"BLAN" => Some(Demain::Colour(TempoColour::White)),
+            b"ROUG" => Some(Demain::Colour(TempoColour::Red)),
             _ => None,
         }
     }
@@ -126,8 +126,8 @@ impl Demain {
 /// assert_eq!(tic::historic::missing_phases("02"), Some([true, false, false]));
 /// assert_eq!(tic::historic::missing_phases("00"), Some([false, false, false]));
 /// ```
-pub fn missing_phases(ppot: &str) -> Option<[bool; 3]> {
-    let b = ppot.as_bytes();
+pub fn missing_phases(ppot: impl AsRef<[u8]>) -> Option<[bool; 3]> {
+    let b = ppot.as_ref();
     if b.len() != 2 {
         return None;
     }

@@ -77,8 +77,8 @@ pub struct DayProfile {
 impl DayProfile {
     /// Parses up to 11 blocks of 8 characters separated by single spaces;
     /// `NONUTILE` blocks are unused.
-    pub fn parse(value: &str) -> Option<DayProfile> {
-        let value = value.as_bytes();
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<DayProfile> {
+        let value = value.as_ref();
         if !has_profile_shape(value) {
             return None;
         }

@@ -15,8 +15,8 @@ pub struct Relais(pub u8);
 
 impl Relais {
     /// Parses the decimal value 0–255.
-    pub fn parse(value: &str) -> Option<Relais> {
-        let n = crate::syntax::parse_digits(value.as_bytes())?;
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<Relais> {
+        let n = crate::syntax::parse_digits(value.as_ref())?;
         u8::try_from(n).ok().map(Relais)
     }
 

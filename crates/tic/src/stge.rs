@@ -87,8 +87,8 @@ pub enum CplStatus {
 
 impl Stge {
     /// Parses the 8 hexadecimal characters (upper case, as sent).
-    pub fn parse(value: &str) -> Option<Stge> {
-        let b = value.as_bytes();
+    pub fn parse(value: impl AsRef<[u8]>) -> Option<Stge> {
+        let b = value.as_ref();
         if b.len() != 8 {
             return None;
         }

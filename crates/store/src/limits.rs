@@ -19,5 +19,6 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 pub const MAX_BUCKETS: usize = 1_000_000;
 /// Most distinct series in one store.
 pub const MAX_SERIES: usize = 10_000_000;
-/// Points per stored chunk (raw level) and rows per rollup chunk.
-pub const CHUNK_MAX_ROWS: usize = 8192;
+/// Most points in one stored raw chunk (pco's per-chunk metadata is amortised over more
+/// points; a day of one value per 2 s is 43,200). Rollup chunks cover fixed time spans.
+pub const CHUNK_MAX_ROWS: usize = 65_536;

@@ -1309,7 +1309,8 @@ struct OldChunks {
 
 /// Removes and returns the chunks of a series/level overlapping `[lo, hi]`; with
 /// `grow_tail`, also the chunk just before `lo` if it is not full (so that small checkpoints
-/// grow the tail chunk instead of leaving many tiny ones).
+/// grow the tail chunk instead of leaving many tiny ones; if it belongs to an earlier day,
+/// it is rewritten once more, closed, at the final compression level).
 fn take_chunks(
     tx: &Transaction<'_>,
     sid: u32,
@@ -1382,18 +1383,22 @@ fn merge_raw(tx: &Transaction<'_>, sid: u32, ts: &[i64], val: &[f64]) -> Result<
         oval.extend(v);
     }
     let m = merge_points(&ots, &oval, ts, val);
-    for (cts, cval) in m
-        .ts_ms
-        .chunks(CHUNK_MAX_ROWS)
-        .zip(m.values.chunks(CHUNK_MAX_ROWS))
-    {
-        let level = if cts.len() == CHUNK_MAX_ROWS {
+    // A chunk holds at most CHUNK_MAX_ROWS points of one UTC day, so retention can drop
+    // whole days. Every piece but the last is closed (a later point exists): final level.
+    let mut a = 0;
+    while a < m.ts_ms.len() {
+        let day_end = align_down(m.ts_ms[a], DAY_MS) + DAY_MS;
+        let z = a + m.ts_ms[a..(a + CHUNK_MAX_ROWS).min(m.ts_ms.len())]
+            .partition_point(|&t| t < day_end);
+        let (cts, cval) = (&m.ts_ms[a..z], &m.values[a..z]);
+        let level = if z < m.ts_ms.len() || cts.len() == CHUNK_MAX_ROWS {
             codec::LEVEL_FINAL
         } else {
-            codec::LEVEL_FAST
+            codec::LEVEL_TAIL
         };
         let blob = codec::encode_raw(cts, cval, level)?;
         insert_chunk(tx, sid, 0, cts[0], cts[cts.len() - 1], cts.len(), &blob)?;
+        a = z;
     }
     Ok(*m.ts_ms.last().unwrap_or(&hi))
 }

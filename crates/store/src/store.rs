@@ -27,7 +27,10 @@ const ROLLUP_CHUNK_SPAN_MS: [i64; 3] = [0, 86_400_000, 30 * 86_400_000];
 const RAW_BLOCK_FRAMES: usize = 4096;
 /// Most points committed in one group commit.
 const MAX_GROUP_POINTS: usize = 4_000_000;
-const SCHEMA_VERSION: i64 = 1;
+/// 2: minute rollups only where raw points were retired (version 1 kept them for all data).
+/// A version 1 file is read as is (its minute rollups are exact) and marked 2 at open, so an
+/// older build refuses it instead of missing the minutes it no longer gets.
+const SCHEMA_VERSION: i64 = 2;
 /// zstd level of raw-frame blocks: 6 gives ~42x on standard-mode frames (level 3: 33x,
 /// level 9: 49x but it doubled the checkpoint's share of ingest CPU).
 const RAW_ZSTD_LEVEL: i32 = 6;
@@ -381,6 +384,12 @@ impl Store {
                 )?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                    [SCHEMA_VERSION],
+                )?;
+            }
             Some(v) => {
                 return Err(StoreError::Corrupt(format!(
                     "schema version {v}, this build reads {SCHEMA_VERSION}"
@@ -893,10 +902,43 @@ impl Store {
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport> {
         let r = &self.cfg.retention;
         let mut w = lock(&self.writer);
+        // Old points still in the head go to chunks first, so they are rolled up below.
+        self.checkpoint_locked(&mut w)?;
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut rep = RetentionReport::default();
+        if let Some(keep) = r.raw_points_ms {
+            // Minute rollups are only kept where raw points are gone: compute them now from
+            // the raw chunks about to be deleted (and the rest of their last minute).
+            let cutoff = now_ms.saturating_sub(keep);
+            let mut doomed: Vec<(u32, i64)> = Vec::new();
+            {
+                let mut st = tx.prepare_cached(
+                    "SELECT series_id, MAX(end_ts) FROM chunks WHERE level = 0 AND end_ts < ?1
+                     GROUP BY series_id",
+                )?;
+                let mut rows = st.query([cutoff])?;
+                while let Some(row) = rows.next()? {
+                    doomed.push((row.get(0)?, row.get(1)?));
+                }
+            }
+            let minute = LEVEL_RES_MS[1];
+            let minute_cutoff = r.minute_rollups_ms.map(|k| now_ms.saturating_sub(k));
+            for (sid, newest) in doomed {
+                let from = minute_horizon(&tx, sid)?;
+                let to = align_down(newest, minute) + minute;
+                // Rows that minute retention would delete at once are not worth computing.
+                // (Timestamps are >= 0.)
+                let from = from
+                    .max(0)
+                    .max(minute_cutoff.map_or(0, |c| align_down(c, minute)));
+                if from < to {
+                    let rows = rollup_rows(&tx, sid, from, to, minute)?;
+                    replace_rollups(&tx, sid, 1, from, to, &rows)?;
+                }
+            }
+        }
         let keeps = [r.raw_points_ms, r.minute_rollups_ms, r.hour_rollups_ms];
         for (level, keep) in keeps.iter().enumerate() {
             if let Some(keep) = keep {
@@ -1099,7 +1141,39 @@ impl Store {
         }
         self.with_snapshot(series, |c, hts, hval| {
             let mut acc: Vec<Option<Agg>> = vec![None; b.len() - 1];
-            for (level, segs) in segs.iter().enumerate() {
+            // Whole minutes come from minute rollups before the horizon, from raw points after.
+            let horizon = if segs[1].is_empty() {
+                i64::MIN
+            } else {
+                minute_horizon(c, series.0)?
+            };
+            let (mut minutes, mut raw) = (Vec::new(), Vec::new());
+            let mut late = Vec::new();
+            for g in &segs[1] {
+                if g.to <= horizon {
+                    minutes.push(*g);
+                } else if g.from >= horizon {
+                    late.push(*g);
+                } else {
+                    minutes.push(Seg { to: horizon, ..*g });
+                    late.push(Seg {
+                        from: horizon,
+                        ..*g
+                    });
+                }
+            }
+            // Both lists are sorted and disjoint: merge them by time.
+            let (mut i, mut j) = (0, 0);
+            while i < segs[0].len() || j < late.len() {
+                if j >= late.len() || (i < segs[0].len() && segs[0][i].from < late[j].from) {
+                    raw.push(segs[0][i]);
+                    i += 1;
+                } else {
+                    raw.push(late[j]);
+                    j += 1;
+                }
+            }
+            for (level, segs) in [(0, &raw), (1, &minutes), (2, &segs[2])] {
                 if !segs.is_empty() {
                     scan_level(c, series.0, level, segs, &mut acc)?;
                 }
@@ -1403,33 +1477,51 @@ fn merge_raw(tx: &Transaction<'_>, sid: u32, ts: &[i64], val: &[f64]) -> Result<
     Ok(*m.ts_ms.last().unwrap_or(&hi))
 }
 
-/// Recomputes the minute and hour rollups of the hours touched by `[lo, hi]`.
+/// Recomputes the hour rollups of the hours touched by `[lo, hi]`, and the minute rollups of
+/// those hours if they lie before the series' minute horizon (where raw points were retired).
 fn update_rollups(tx: &Transaction<'_>, sid: u32, lo: i64, hi: i64) -> Result<()> {
     let hour = LEVEL_RES_MS[2];
     let r0 = align_down(lo, hour);
     let r1 = align_down(hi, hour) + hour;
-    let mut minute: Vec<RollRow> = Vec::new();
-    let mut hourly: Vec<RollRow> = Vec::new();
-    for_each_chunk(tx, sid, 0, r0, r1, |blob| {
+    let hourly = rollup_rows(tx, sid, r0, r1, hour)?;
+    replace_rollups(tx, sid, 2, r0, r1, &hourly)?;
+    let horizon = minute_horizon(tx, sid)?;
+    if r0 < horizon {
+        let m1 = r1.min(horizon);
+        let minute = rollup_rows(tx, sid, r0, m1, LEVEL_RES_MS[1])?;
+        replace_rollups(tx, sid, 1, r0, m1, &minute)?;
+    }
+    Ok(())
+}
+
+/// Rollup rows of resolution `res` computed from the raw points in `[r0, r1)`.
+fn rollup_rows(c: &Connection, sid: u32, r0: i64, r1: i64, res: i64) -> Result<Vec<RollRow>> {
+    let mut rows: Vec<RollRow> = Vec::new();
+    for_each_chunk(c, sid, 0, r0, r1, |blob| {
         let (ts, val) = codec::decode_raw(blob)?;
-        for (&t, &v) in ts.iter().zip(&val) {
-            if t < r0 || t >= r1 {
-                continue;
-            }
+        let a = ts.partition_point(|&t| t < r0);
+        let z = ts.partition_point(|&t| t < r1);
+        for (&t, &v) in ts[a..z].iter().zip(&val[a..z]) {
             let p = Agg::of_point(t, v);
-            for (rows, res) in [(&mut minute, LEVEL_RES_MS[1]), (&mut hourly, hour)] {
-                let b = align_down(t, res);
-                match rows.last_mut() {
-                    Some((bt, a)) if *bt == b => a.merge(&p),
-                    _ => rows.push((b, p)),
-                }
+            let b = align_down(t, res);
+            match rows.last_mut() {
+                Some((bt, a)) if *bt == b => a.merge(&p),
+                _ => rows.push((b, p)),
             }
         }
         Ok(true)
     })?;
-    replace_rollups(tx, sid, 1, r0, r1, &minute)?;
-    replace_rollups(tx, sid, 2, r0, r1, &hourly)?;
-    Ok(())
+    Ok(rows)
+}
+
+/// End of a series' minute rollups: minutes before it are answered from minute rollups
+/// (computed when retention retired their raw points), minutes from it on from raw points.
+/// `i64::MIN` if the series has none.
+fn minute_horizon(c: &Connection, sid: u32) -> Result<i64> {
+    let last: Option<i64> = c
+        .prepare_cached("SELECT MAX(end_ts) FROM chunks WHERE series_id = ?1 AND level = 1")?
+        .query_row([sid], |r| r.get(0))?;
+    Ok(last.map_or(i64::MIN, |t| t + LEVEL_RES_MS[1]))
 }
 
 /// Replaces the rollup rows of `[r0, r1)` at `level` with `rows`.
@@ -1529,14 +1621,6 @@ fn scan_level(
     let mut blob_st = c.prepare_cached("SELECT data FROM chunks WHERE rowid = ?1")?;
     // `k` only moves forward: chunks and the rows inside them come in time order.
     let mut k = 0;
-    let mut put = |t: i64, a: &Agg| {
-        while k < segs.len() && segs[k].to <= t {
-            k += 1;
-        }
-        if k < segs.len() && segs[k].from <= t {
-            fold(&mut acc[segs[k].bucket], a);
-        }
-    };
     let mut probe = 0;
     for (rowid, start, end) in meta {
         while probe < segs.len() && segs[probe].to <= start {
@@ -1551,20 +1635,28 @@ fn scan_level(
         let blob: Vec<u8> = blob_st.query_row([rowid], |r| r.get(0))?;
         let blob = &blob[..];
         if level == 0 {
+            // Only the points inside a segment: raw pieces are often short edges of long
+            // buckets.
             let (ts, val) = codec::decode_raw(blob)?;
-            for i in ts.partition_point(|&t| t < segs[probe].from)..ts.len() {
-                if ts[i] >= to {
-                    break;
+            let mut q = probe;
+            while q < segs.len() && segs[q].from <= end {
+                let a = ts.partition_point(|&t| t < segs[q].from);
+                let z = ts.partition_point(|&t| t < segs[q].to);
+                for i in a..z {
+                    fold(&mut acc[segs[q].bucket], &Agg::of_point(ts[i], val[i]));
                 }
-                put(ts[i], &Agg::of_point(ts[i], val[i]));
+                q += 1;
             }
         } else {
             for (t, a) in codec::decode_rollup(blob)? {
                 if t >= to {
                     break;
                 }
-                if t >= from {
-                    put(t, &a);
+                while k < segs.len() && segs[k].to <= t {
+                    k += 1;
+                }
+                if k < segs.len() && segs[k].from <= t {
+                    fold(&mut acc[segs[k].bucket], &a);
                 }
             }
         }

@@ -297,6 +297,93 @@ fn retention_drops_old_chunks() {
 }
 
 #[test]
+fn retention_keeps_minute_summaries_of_retired_raw_points() {
+    let dir = TempDir::new("ret-min");
+    let day = 86_400_000;
+    let mut cfg = StoreConfig::default();
+    cfg.retention.raw_points_ms = Some(day);
+    let s = Store::open(dir.db(), cfg).unwrap();
+    let id = s.series_id(&key("SINSTS")).unwrap();
+    // Two days at one point per second: each day is split into chunks of at most
+    // CHUNK_MAX_ROWS points, so the first chunk of day 0 ends in the middle of a minute.
+    for d in 0..2 {
+        let mut b = WriteBatch::new();
+        for i in 0..86_400 {
+            let t = T0 + d * day + i * 1000;
+            b.add_point(id, t, ((i * 7919) % 1000) as f64).unwrap();
+        }
+        s.write(b).unwrap();
+        s.checkpoint().unwrap();
+    }
+    let (from, to) = (T0, T0 + 2 * day);
+    let widths = [60_000, 300_000, 3_600_000, day];
+    let before: Vec<_> = widths
+        .iter()
+        .map(|&w| {
+            s.aggregate(id, from, to, &Bucketing::Width { width_ms: w })
+                .unwrap()
+        })
+        .collect();
+    // Retire the first chunk only (its last point is 65,535 s into day 0), then everything
+    // of day 0.
+    for retired_until in [T0 + 70_000_000, T0 + day + 1] {
+        let rep = s.apply_retention(retired_until + day).unwrap();
+        assert!(rep.chunks_deleted[0] >= 1);
+        let p = s.read_range(id, from, to).unwrap();
+        assert!(p.ts_ms.len() < 2 * 86_400);
+        for (k, &w) in widths.iter().enumerate() {
+            let after = s
+                .aggregate(id, from, to, &Bucketing::Width { width_ms: w })
+                .unwrap();
+            assert_eq!(
+                after, before[k],
+                "width {w} ms after retiring up to {retired_until}"
+            );
+        }
+    }
+    // Late points written where raw points were retired are not lost from the raw level.
+    let mut b = WriteBatch::new();
+    b.add_point(id, T0 + 30 * 60_000 + 500, 5.0).unwrap();
+    s.write(b).unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(s.read_range(id, T0, T0 + 3_600_000).unwrap().ts_ms.len(), 1);
+}
+
+#[test]
+fn schema_1_files_are_upgraded_and_newer_ones_refused() {
+    let dir = TempDir::new("schema");
+    let id = {
+        let s = open(&dir);
+        let id = s.series_id(&key("SINSTS")).unwrap();
+        let mut b = WriteBatch::new();
+        b.add_point(id, T0, 1.0).unwrap();
+        s.write(b).unwrap();
+        s.close().unwrap();
+        id
+    };
+    let set = |v: i64| {
+        let c = rusqlite::Connection::open(dir.db()).unwrap();
+        c.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [v])
+            .unwrap();
+    };
+    let get = || -> i64 {
+        let c = rusqlite::Connection::open(dir.db()).unwrap();
+        c.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    set(1);
+    {
+        let s = open(&dir);
+        assert_eq!(s.read_range(id, T0, T0 + 1).unwrap().values, vec![1.0]);
+    }
+    assert_eq!(get(), 2);
+    set(3);
+    assert!(Store::open(dir.db(), StoreConfig::default()).is_err());
+}
+
+#[test]
 fn errors_are_explicit() {
     let dir = TempDir::new("err");
     let s = open(&dir);

@@ -360,6 +360,11 @@ impl Store {
         let conn = Connection::open(&path)?;
         // WAL + synchronous=FULL: a commit returns only after the WAL is fsynced, so a
         // committed transaction survives power loss; readers never block the writer.
+        // 1 KiB pages (new files only; must come before anything that initialises the
+        // file): chunk blobs are a few hundred bytes to tens of KiB, and SQLite wastes part of
+        // a page per blob and per partly filled leaf; 4 KiB pages made the simulated week's
+        // file 8 % larger at the same ingest and query speed. (Largest file: 1 TiB.)
+        conn.pragma_update(None, "page_size", 1024)?;
         // Incremental auto-vacuum (it only takes effect on a new file): the head log's pages
         // are freed at every checkpoint, and `compact` hands them back to the file system
         // instead of leaving a file several times larger than its data.

@@ -578,6 +578,10 @@ fn compact_leaves_only_the_data_on_disk() {
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
     assert_eq!(free, 0, "free pages left in the file");
+    // New files: small pages (less slack per blob) and incremental auto-vacuum.
+    let page: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let vacuum: i64 = c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap();
+    assert_eq!((page, vacuum), (1024, 2));
     drop(c);
     let p = s.read_range(id, T0, T0 + 200_000_000).unwrap();
     assert_eq!(p.ts_ms.len(), 100_000);

@@ -34,7 +34,7 @@ impl Owned {
         Owned::Group {
             mode: g.mode,
             label: g.label.to_owned(),
-            value: g.value.to_owned(),
+            value: g.value().to_owned(),
             horodate: g.horodate,
             checksum: g.checksum,
             info: g.info,
@@ -90,7 +90,7 @@ fn rebuild(g: &Group<'_>) -> Vec<u8> {
         out.extend_from_slice(&h.to_wire());
         out.push(sep);
     }
-    out.extend_from_slice(g.value.as_bytes());
+    out.extend_from_slice(g.value_bytes());
     out.extend_from_slice(&[sep, g.checksum]);
     out
 }

@@ -64,7 +64,7 @@ impl Reading {
                         Quantity::Address
                             if matches!(info.label, "ADSC" | "ADCO") && r.meter.is_empty() =>
                         {
-                            r.meter = g.value.to_string();
+                            r.meter = g.value().to_string();
                         }
                         Quantity::DateTime => {
                             if let Some(h) = g.horodate.filter(|h| h.season != Season::None) {
@@ -73,16 +73,16 @@ impl Reading {
                                 }
                             }
                         }
-                        Quantity::TariffPeriod => r.ptec = TariffPeriod::parse(g.value),
-                        Quantity::Colour => r.demain = Demain::parse(g.value),
+                        Quantity::TariffPeriod => r.ptec = TariffPeriod::parse(g.value_bytes()),
+                        Quantity::Colour => r.demain = Demain::parse(g.value_bytes()),
                         Quantity::TariffName if info.label == "LTARF" => {
-                            r.tariff_name = Some(tic::address::tariff_name(g.value).to_string())
+                            r.tariff_name = Some(tic::address::tariff_name(g.value()).to_string())
                         }
                         _ => {}
                     }
                     r.mode = Some(info.mode);
                     if info.label == "STGE" {
-                        r.stge = Stge::parse(g.value);
+                        r.stge = Stge::parse(g.value_bytes());
                     } else if info.format == DataFormat::Digits
                         && !matches!(info.quantity, Quantity::Address | Quantity::Version)
                     {

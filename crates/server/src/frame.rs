@@ -82,7 +82,7 @@ pub fn decode(bytes: &[u8], keep_groups: bool) -> TicFrame {
                 if keep_groups && f.groups.len() < MAX_GROUPS {
                     f.groups.push(OwnedGroup {
                         label: g.label.to_string(),
-                        value: g.value.to_string(),
+                        value: g.value().to_string(),
                         horodate: g.horodate,
                     });
                 }
@@ -91,17 +91,17 @@ pub fn decode(bytes: &[u8], keep_groups: bool) -> TicFrame {
                     Quantity::Address
                         if matches!(info.label, "ADSC" | "ADCO")
                             && f.meter.is_none()
-                            && !g.value.is_empty() =>
+                            && !g.value_bytes().is_empty() =>
                     {
-                        f.meter = Some(g.value.to_string());
+                        f.meter = Some(g.value().to_string());
                     }
                     Quantity::DateTime => f.date = g.horodate,
-                    Quantity::TariffPeriod => f.ptec = TariffPeriod::parse(g.value),
-                    Quantity::Colour => f.demain = Demain::parse(g.value),
+                    Quantity::TariffPeriod => f.ptec = TariffPeriod::parse(g.value_bytes()),
+                    Quantity::Colour => f.demain = Demain::parse(g.value_bytes()),
                     _ => {}
                 }
                 if info.label == "STGE" {
-                    f.stge = Stge::parse(g.value);
+                    f.stge = Stge::parse(g.value_bytes());
                     if let Some(s) = f.stge {
                         f.values.push((info, f64::from(s.0)));
                     }

@@ -111,7 +111,7 @@ impl FrameCollector {
                 if groups.len() < MAX_GROUPS_PER_FRAME {
                     groups.push(OwnedGroup {
                         label: g.label.to_owned(),
-                        value: g.value.to_owned(),
+                        value: g.value().to_owned(),
                         horodate: g.horodate,
                     });
                 } else {

@@ -219,12 +219,11 @@ fn touch(group: &Group<'_>) -> u64 {
     let typed = match group.info.map(|i| i.format) {
         Some(DataFormat::Digits) => group.number().unwrap_or(0),
         Some(DataFormat::Hex) if group.label == "STGE" => {
-            tic::stge::Stge::parse(group.value).map_or(0, |s| s.0 as u64)
+            tic::stge::Stge::parse(group.value_bytes()).map_or(0, |s| s.0 as u64)
         }
-        Some(DataFormat::DayProfile) => {
-            tic::profile::DayProfile::parse(group.value).map_or(0, |p| p.slots().count() as u64)
-        }
-        _ => group.value.len() as u64,
+        Some(DataFormat::DayProfile) => tic::profile::DayProfile::parse(group.value_bytes())
+            .map_or(0, |p| p.slots().count() as u64),
+        _ => group.value_bytes().len() as u64,
     };
     let when = group.horodate.map_or(0, |h| h.second as u64 + h.day as u64);
     typed ^ when ^ group.checksum as u64

@@ -21,7 +21,7 @@
 //! while !input.is_empty() {
 //!     let (used, event) = decoder.feed(input);
 //!     if let Some(Event::Group(group)) = event {
-//!         labels.push((group.label.to_string(), group.value.to_string()));
+//!         labels.push((group.label.to_string(), group.value().to_string()));
 //!     }
 //!     input = &input[used..];
 //! }

@@ -6,14 +6,20 @@ use crate::labels::{self, DataFormat, Key, LabelInfo};
 use crate::{GroupError, Horodate, HorodateError, Mode, Season, HT, SP};
 
 /// A group that passed every check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The value is kept as bytes and read with [`Group::value`] (text) or
+/// [`Group::value_bytes`]: the typed parsers ([`Group::number`],
+/// [`Stge::parse`](crate::stge::Stge::parse), …) take the bytes, so a
+/// consumer that only wants numbers never pays for a UTF-8 check.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Group<'a> {
     /// The mode told by the separator before the checksum.
     pub mode: Mode,
     /// The label, as sent.
     pub label: &'a str,
-    /// The data field exactly as sent: spaces kept; `""` for standard mode's DATE.
-    pub value: &'a str,
+    /// The data field exactly as sent: spaces kept; empty for standard
+    /// mode's DATE. Only printable ASCII (0x20–0x7E) and HT.
+    value: &'a [u8],
     /// The horodate of a standard-mode group that carries one.
     pub horodate: Option<Horodate>,
     /// The checksum character received (and verified).
@@ -22,11 +28,42 @@ pub struct Group<'a> {
     pub info: Option<&'static LabelInfo>,
 }
 
-impl Group<'_> {
+impl<'a> Group<'a> {
+    /// The data field exactly as sent: spaces kept; `""` for standard mode's
+    /// DATE.
+    #[inline]
+    pub fn value(&self) -> &'a str {
+        // Every byte of a group is printable ASCII or HT (the scan rejects
+        // any other byte, bit 7 included), so the value is valid UTF-8 and
+        // this cannot fail; the impossible error maps to "" rather than a
+        // panic, and no `unsafe` is needed (the crate forbids it).
+        core::str::from_utf8(self.value).unwrap_or("")
+    }
+
+    /// The data field's bytes, as sent (ASCII): what the typed parsers take.
+    #[inline]
+    pub fn value_bytes(&self) -> &'a [u8] {
+        self.value
+    }
+
     /// The value as an unsigned number, for labels whose format is digits.
     #[inline]
     pub fn number(&self) -> Option<u64> {
-        parse_digits(self.value.as_bytes())
+        parse_digits(self.value)
+    }
+}
+
+// By hand, to show the value as text rather than a list of bytes.
+impl core::fmt::Debug for Group<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Group")
+            .field("mode", &self.mode)
+            .field("label", &self.label)
+            .field("value", &self.value())
+            .field("horodate", &self.horodate)
+            .field("checksum", &self.checksum)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -180,7 +217,7 @@ fn ends_with_digits(bytes: &[u8], start: usize) -> bool {
 ///
 /// ```
 /// let g = tic::parse_group(b"SMAXSN\tE170915100926\t00000\t3", false).unwrap();
-/// assert_eq!((g.label, g.value), ("SMAXSN", "00000"));
+/// assert_eq!((g.label, g.value()), ("SMAXSN", "00000"));
 /// assert_eq!(g.horodate.unwrap().hour, 10);
 /// // One bit flipped in the checksum character:
 /// assert!(tic::parse_group(b"SMAXSN\tE170915100926\t00000\t2", false).is_err());
@@ -531,9 +568,10 @@ pub(crate) fn parse_clean<'a>(
     }
     // The content holds no 0 byte, as `pack_prefix` requires.
     let info = Key::pack_prefix(body, label_len).and_then(|key| labels::lookup_key(mode, key));
-    // Every byte is ASCII here, so these conversions cannot fail; mapping the
+    // Every byte is ASCII here, so this conversion cannot fail; mapping the
     // impossible error keeps the core free of panics. A known label is the
     // dictionary's own string (equal bytes), which spares its UTF-8 check.
+    // The value stays bytes: `Group::value` converts it when asked.
     let label = match info {
         Some(info) => {
             let ok = match info.format {
@@ -555,9 +593,6 @@ pub(crate) fn parse_clean<'a>(
                 Err(_) => return Err(GroupError::InvalidByte),
             }
         }
-    };
-    let Ok(value) = core::str::from_utf8(value) else {
-        return Err(GroupError::InvalidByte);
     };
     Ok(Group {
         mode,

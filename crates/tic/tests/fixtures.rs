@@ -34,7 +34,7 @@ fn decode_all(bytes: &[u8]) -> Vec<Seen> {
     let push = |ev: Event<'_>, seen: &mut Vec<Seen>| {
         seen.push(match ev {
             Event::FrameStart => Seen::Start,
-            Event::Group(g) => Seen::Group(g.label.into(), g.value.into(), g.horodate),
+            Event::Group(g) => Seen::Group(g.label.into(), g.value().into(), g.horodate),
             Event::Rejected(r) => Seen::Rejected(r.error),
             Event::FrameEnd(f) => Seen::End(
                 f.reason,
@@ -85,7 +85,7 @@ fn every_label_of_both_modes_round_trips_with_its_dictionary_entry() {
                 Some(Event::Group(g)) => {
                     let (label, horodate, value) = &values[checked];
                     assert_eq!(
-                        (g.label, g.value, g.horodate),
+                        (g.label, g.value(), g.horodate),
                         (label.as_str(), value.as_str(), *horodate)
                     );
                     let info = g.info.expect("dictionary entry");

@@ -50,7 +50,7 @@ impl Owned {
         Owned::Group {
             mode: g.mode,
             label: g.label.to_owned(),
-            value: g.value.to_owned(),
+            value: g.value().to_owned(),
             horodate: g.horodate,
             checksum: g.checksum,
             info: g.info,
@@ -109,7 +109,7 @@ fn reassemble(g: &Group<'_>) -> Vec<u8> {
         out.extend_from_slice(&h.to_wire());
         out.push(sep);
     }
-    out.extend_from_slice(g.value.as_bytes());
+    out.extend_from_slice(g.value_bytes());
     out.push(sep);
     out.push(g.checksum);
     out

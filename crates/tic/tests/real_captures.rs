@@ -210,7 +210,7 @@ fn every_accepted_group_of_every_capture_has_a_well_formed_value() {
             input = &input[used..];
             if let Some(Event::Group(g)) = ev {
                 if let Some(info) = g.info {
-                    assert!(info.format.accepts(g.value.as_bytes()));
+                    assert!(info.format.accepts(g.value_bytes()));
                     if info.horodated {
                         assert!(
                             g.horodate.is_some(),

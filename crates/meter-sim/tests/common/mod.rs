@@ -49,13 +49,13 @@ pub fn decode(bytes: &[u8]) -> (Vec<Decoded>, Vec<u64>) {
                       frames: &mut Vec<Decoded>| match event {
         Event::FrameStart => *current = Decoded::default(),
         Event::Group(g) => {
-            let mut len = g.label.len() + g.value.len() + 5;
+            let mut len = g.label.len() + g.value_bytes().len() + 5;
             if g.horodate.is_some() {
                 len += 14;
             }
             current.groups.push(Group {
                 label: g.label.to_string(),
-                value: g.value.to_string(),
+                value: g.value().to_string(),
                 horodate: g.horodate,
                 start: end + 1 - len as u64,
                 end,

@@ -326,7 +326,7 @@ fn for_each_group(bytes: &[u8], f: &mut impl FnMut(&str, &str, Option<tic::Horod
         let (used, ev) = dec.feed(input);
         input = &input[used..];
         if let Some(Event::Group(g)) = ev {
-            f(g.label, g.value, g.horodate);
+            f(g.label, g.value(), g.horodate);
         }
         if used == 0 && ev.is_none() {
             break;

@@ -1330,6 +1330,50 @@ impl Store {
             r
         })
     }
+
+    /// The newest archived raw frame of a device (greatest frame time, then boot and sequence
+    /// number), or `None` if it has none: what a restarted server shows as a meter's latest
+    /// reading. Reads one raw block at most (the device's block with the newest end).
+    pub fn last_raw_frame(&self, device_id: &str) -> Result<Option<RawFrame>> {
+        let Some(src) = read(&self.sources).ids.get(device_id).copied() else {
+            return Ok(None);
+        };
+        let key = |f: &RawFrame| (f.ts_ms, f.boot_id, f.seq);
+        self.with_reader(|c| {
+            let head = read(&self.head);
+            c.execute_batch("BEGIN")?;
+            let r = (|| {
+                // Fix the read snapshot while the head is locked (see `raw_frames`).
+                c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
+                let mut best: Option<RawFrame> = head
+                    .frames
+                    .iter()
+                    .filter(|f| f.source == src)
+                    .max_by_key(|f| (f.ts_ms, f.boot, f.seq))
+                    .map(|f| RawFrame {
+                        boot_id: f.boot,
+                        seq: f.seq,
+                        ts_ms: f.ts_ms,
+                        bytes: f.bytes.clone(),
+                    });
+                drop(head);
+                let mut st = c.prepare_cached(
+                    "SELECT data FROM raw_blocks WHERE source_id = ?1 ORDER BY end_ts DESC LIMIT 1",
+                )?;
+                let mut rows = st.query(params![src])?;
+                if let Some(r) = rows.next()? {
+                    for f in decode_frames(r.get_ref(0)?.as_blob()?)? {
+                        if best.as_ref().is_none_or(|b| key(&f) > key(b)) {
+                            best = Some(f);
+                        }
+                    }
+                }
+                Ok(best)
+            })();
+            c.execute_batch("COMMIT")?;
+            r
+        })
+    }
 }
 
 // ---------------------------------------------------------------------- chunk helpers

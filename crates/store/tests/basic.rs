@@ -134,8 +134,17 @@ fn uplink_idempotent_and_raw_frames() {
     assert_eq!(s.write(b).unwrap().frames_written, 1);
     let frames = s.raw_frames("esp32-abc", 0, T0 + 1_000_000, 100).unwrap();
     assert_eq!(frames.len(), 16);
+    // The newest frame by time, whatever its boot: here still in the head.
+    let last = |s: &Store| s.last_raw_frame("esp32-abc").unwrap().unwrap();
+    assert_eq!(
+        (last(&s).bytes, last(&s).boot_id, last(&s).ts_ms),
+        (b"after reboot".to_vec(), 43, T0 + 100_000)
+    );
+    assert!(s.last_raw_frame("nobody").unwrap().is_none());
     s.close().unwrap();
     let s = open(&dir);
+    // Now from the archived blocks.
+    assert_eq!(last(&s).bytes, b"after reboot");
     assert_eq!(s.stats().unwrap().head_points, 0);
     assert_eq!(s.uplink_high_water("esp32-abc", 42), Some(15));
     let r = s.write(batch(14, 16)).unwrap();
@@ -144,6 +153,14 @@ fn uplink_idempotent_and_raw_frames() {
     assert_eq!(frames.len(), 17);
     assert_eq!(frames[0].bytes, b"frame 1");
     assert_eq!(frames.iter().filter(|f| f.boot_id == 42).count(), 16);
+    // A frame in the head newer than every archived one wins over the blocks.
+    let mut b = WriteBatch::from_source(Source {
+        device_id: "esp32-abc".into(),
+        boot_id: 43,
+    });
+    b.add_frame(2, T0 + 200_000, b"newest").unwrap();
+    s.write(b).unwrap();
+    assert_eq!((last(&s).bytes, last(&s).seq), (b"newest".to_vec(), 2));
     assert!(matches!(
         s.raw_frames("esp32-abc", 0, T0 + 1_000_000, 5),
         Err(StoreError::LimitExceeded { .. })

@@ -273,11 +273,57 @@ impl Ingest {
                 ts_ms: d.ts_ms,
                 time_source: d.time_source,
                 receive_ms: inf.receive_ms,
+                restored: false,
                 frame: frame::describe(&d.f),
             }));
         }
         self.live.record(&source.device_id, now_ms, report);
         Ok(receipt)
+    }
+}
+
+impl Ingest {
+    /// Brings back the "latest" view of every meter after a restart: the newest archived raw
+    /// frame of each device is decoded again, as it was when it arrived (so the latest reading
+    /// shows every decoded field at once, not only once the next frame comes). A frame that
+    /// arrived meanwhile is newer and wins. Returns the number of frames restored; a device
+    /// whose archive cannot be read is skipped (it is logged, and its next frame fills the gap).
+    pub fn restore_latest(&self) -> usize {
+        let mut restored = 0;
+        for device in self.store.sources() {
+            let raw = match self.store.last_raw_frame(&device) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("latest frame of device {device} not restored: {e}");
+                    continue;
+                }
+            };
+            let f = frame::decode(&raw.bytes, true);
+            if f.valid_groups == 0 {
+                continue;
+            }
+            let meter = f.meter.clone().unwrap_or_else(|| device.clone());
+            // The archive keeps the frame's time, not where it came from: meter time when the
+            // frame's own DATE gives the same instant, else the device's or receive time.
+            let time_source = if f.meter_time_ms() == Some(raw.ts_ms) {
+                "meter"
+            } else {
+                "device"
+            };
+            self.live.restore(Arc::new(LiveFrame {
+                meter,
+                device,
+                mode: f.mode.map(Mode::as_str),
+                ts_ms: raw.ts_ms,
+                time_source,
+                receive_ms: raw.ts_ms,
+                restored: true,
+                frame: frame::describe(&f),
+            }));
+            restored += 1;
+        }
+        restored
     }
 }
 

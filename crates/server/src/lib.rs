@@ -166,6 +166,14 @@ impl Server {
         if let Some(t) = self.telnet {
             tasks.spawn(put::telnet_serve(st.clone(), t, st.shutdown.subscribe()));
         }
+        // Each meter's latest reading, from the archive, without delaying the first request.
+        let restore = st.ingest.clone();
+        tasks.spawn(async move {
+            match tokio::task::spawn_blocking(move || restore.restore_latest()).await {
+                Ok(n) if n > 0 => tracing::info!("latest frame of {n} devices restored"),
+                _ => {}
+            }
+        });
         let maint = st.clone();
         let mut sd = st.shutdown.subscribe();
         tasks.spawn(async move {

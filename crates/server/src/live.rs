@@ -1,6 +1,7 @@
 //! In-memory live state: the latest frame of each meter, per-device health, and the broadcast
 //! channel feeding the Server-Sent Events stream. Nothing here needs to survive a restart:
-//! history is in the store.
+//! history is in the store, and each meter's latest frame is decoded again from the raw-frame
+//! archive at start (`Ingest::restore_latest`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -27,8 +28,11 @@ pub struct LiveFrame {
     pub ts_ms: i64,
     /// Where `ts_ms` came from: `meter`, `device` or `receive`.
     pub time_source: &'static str,
-    /// When the server received it, Unix ms.
+    /// When the server received it, Unix ms (the frame time for a restored frame).
     pub receive_ms: i64,
+    /// Decoded again from the raw-frame archive when the server started, not received since.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
     /// Every group and the decoded status (see `frame::describe`).
     pub frame: Value,
 }
@@ -213,6 +217,16 @@ impl Live {
             }
             // No receiver is not an error: nobody is watching.
             let _ = self.tx.send(f);
+        }
+    }
+
+    /// Sets a meter's latest frame from the archive (at start): kept only if no newer frame
+    /// arrived meanwhile, and not sent to the live stream (it is not news).
+    pub fn restore(&self, f: Arc<LiveFrame>) {
+        let mut l = lock_w(&self.latest);
+        let newer = l.get(&f.meter).is_none_or(|old| old.ts_ms < f.ts_ms);
+        if newer && (l.len() < MAX_TRACKED || l.contains_key(&f.meter)) {
+            l.insert(f.meter.clone(), f);
         }
     }
 

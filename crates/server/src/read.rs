@@ -89,7 +89,7 @@ pub async fn latest(State(st): State<Shared>, Path(meter): Path<String>) -> ApiR
     match st.live.latest(&meter) {
         Some(f) => Ok(Json(serde_json::to_value(&*f).unwrap_or(Value::Null))),
         None => Err(ApiError::not_found(format!(
-            "no frame from meter {meter:?} since the server started; see /api/v1/meters for known meters"
+            "no frame from meter {meter:?}, neither archived nor received; see /api/v1/meters for known meters"
         ))),
     }
 }

@@ -169,11 +169,33 @@ fn data_survives_a_restart() {
         ack_seq(&post_batch(&mut c, &token, &batch("d1", 1, 0, &raws))),
         Some(4)
     );
+    let latest_path = format!("/api/v1/meters/{meter}/latest");
+    let before = c.get(&latest_path).unwrap().json();
+    assert!(before.get("restored").is_none(), "{before}");
     let dir = s.stop();
     let dir_path = dir.path().to_path_buf();
     let s2 = TestServer::start(|c| c.data_dir = dir_path.clone());
     let mut c = s2.client();
     assert_eq!(count_points(&mut c, "SINSTS", &meter), 5);
+    // The latest reading is back, every decoded field of it, from the raw-frame archive (it is
+    // restored in the background, so give it a moment).
+    let t0 = std::time::Instant::now();
+    let after = loop {
+        let r = c.get(&latest_path).unwrap();
+        if r.status == 200 {
+            break r.json();
+        }
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "latest not restored: {}",
+            r.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(after["restored"], true, "{after}");
+    for k in ["meter", "device", "mode", "ts_ms", "time_source", "frame"] {
+        assert_eq!(after[k], before[k], "{k}");
+    }
     assert_eq!(
         ack_seq(&post_batch(&mut c, &token, &batch("d1", 1, 0, &raws))),
         Some(4)

@@ -145,13 +145,24 @@ fn token_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Read guard: when a read token is configured, every read endpoint needs it.
+/// Read guard: when a read token is configured, every read endpoint and the dashboard need it.
 async fn read_auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
     if let Some(tok) = st.cfg.read_token.as_deref().filter(|t| !t.is_empty()) {
-        match credential(req.headers()) {
-            Some(c) if token_eq(&c, tok) => {}
-            Some(_) => return ApiError::unauthorized("wrong read token; send the configured read_token as `Authorization: Bearer TOKEN`").into_response(),
-            None => return ApiError::unauthorized("this server requires a read token: send `Authorization: Bearer TOKEN` (or Basic auth with the token as password)").into_response(),
+        let refused = match credential(req.headers()) {
+            Some(c) if token_eq(&c, tok) => None,
+            Some(_) => Some("wrong read token; send the configured read_token as `Authorization: Bearer TOKEN` (or Basic auth with the token as password)"),
+            None => Some("this server requires a read token: send `Authorization: Bearer TOKEN` (or Basic auth with the token as password)"),
+        };
+        if let Some(message) = refused {
+            let mut resp = ApiError::unauthorized(message).into_response();
+            // The Basic challenge makes a browser ask for the password (any user name, the
+            // token as password) and send it with every later request of the dashboard,
+            // its live stream included (RFC 7617).
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"teleinfo\", charset=\"UTF-8\""),
+            );
+            return resp;
         }
     }
     next.run(req).await
@@ -252,6 +263,8 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/tsdb/query", post(crate::tsdb::query_post))
         .route("/api/suggest", get(crate::tsdb::suggest))
         .route("/api/search/lookup", get(crate::tsdb::lookup))
+        // The dashboard too: with a read token, opening it asks for the password once.
+        .merge(crate::dashboard::routes())
         .layer(DefaultBodyLimit::max(MAX_QUERY_BODY))
         .route_layer(middleware::from_fn_with_state(st.clone(), read_auth));
     let puts = Router::new()
@@ -269,7 +282,6 @@ pub fn router(st: Shared) -> Router {
         .route("/api/version", get(crate::tsdb::version))
         .route("/api/aggregators", get(crate::tsdb::aggregators))
         .route("/api/config/filters", get(crate::tsdb::filters))
-        .merge(crate::dashboard::routes())
         .merge(reads)
         .merge(puts)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })

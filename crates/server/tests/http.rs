@@ -537,8 +537,26 @@ fn energy_per_local_day_with_dst() {
 fn reads_can_require_a_token_and_live_stream_works() {
     let s = TestServer::start(|c| c.read_token = Some("r-secret".into()));
     let mut c = s.client();
-    assert_eq!(c.get("/api/v1/meters").unwrap().status, 401);
+    let r = c.get("/api/v1/meters").unwrap();
+    assert_eq!(r.status, 401);
+    // A browser asks for the password on this challenge (the dashboard's login).
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"teleinfo\", charset=\"UTF-8\"")
+    );
     assert_eq!(c.get("/api/query").unwrap().status, 401);
+    assert_eq!(c.get("/").unwrap().status, 401);
+    let page = c
+        .request(
+            "GET",
+            "/",
+            &[("Authorization", "Basic dXNlcjpyLXNlY3JldA==")],
+            b"",
+        )
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<html"), "{}", page.text());
+    assert_eq!(c.get("/api/v1/health").unwrap().status, 200);
     assert_eq!(
         c.request(
             "GET",

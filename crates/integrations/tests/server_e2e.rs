@@ -260,10 +260,17 @@ fn uplink_frames_reach_mqtt_and_victoriametrics() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     if server_binary("mosquitto_sub", "mosquitto-clients").is_some() {
-        assert_eq!(
-            sub(&format!("e2e/{meter}/EAST")).as_deref(),
-            Some(want.as_str())
-        );
+        // The publisher sends each meter's state once per publish interval, after the
+        // forwarders may have drained: the retained value catches up within a few periods.
+        let t0 = std::time::Instant::now();
+        let east = loop {
+            let got = sub(&format!("e2e/{meter}/EAST"));
+            if got.as_deref() == Some(want.as_str()) || t0.elapsed() > Duration::from_secs(20) {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(east.as_deref(), Some(want.as_str()));
         let disc = sub(&format!(
             "homeassistant/sensor/teleinfo_{meter}/east/config"
         ))

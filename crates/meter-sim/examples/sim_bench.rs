@@ -1,7 +1,7 @@
 //! Accelerated generation speed: a year of one-frame-per-minute history of a
 //! standard-mode three-phase meter (525 600 frames), on one core.
 //!
-//! `cargo run --release -p meter-sim --example bench [FRAMES]`
+//! `cargo run --release -p meter-sim --example sim_bench [FRAMES]`
 
 use meter_sim::output::{run, Limit};
 use meter_sim::{Config, Contract, Frame, Interval, Mode, Simulator};

@@ -1,7 +1,7 @@
 //! Store benchmark: prints a table of ingest rate, bytes per point and query times.
 //!
 //! ```text
-//! cargo run --release -p store --example bench [-- --quick] [--dir /path]
+//! cargo run --release -p store --example store_bench [-- --quick] [--dir /path]
 //! ```
 //! Everything goes through the public API on a real SQLite file with fsync (synchronous=FULL).
 //! `--quick` shrinks every workload (for a smoke run); `--only ingest|small|week|year` runs one

@@ -95,7 +95,13 @@ mkdir -p "$WORK/ti2"
 : >"$WORK/tokens4"
 for i in 1 2 3 4; do echo "bench$i $("$BIN" device add "bench$i" --data "$WORK/ti2")" >>"$WORK/tokens4"; done
 start_teleinfo "$WORK/ti2"
-R[uplink]=$("$LOAD" uplink-multi "$TI_ADDR" "$WORK/tokens4" 10000 | awk '{print $2}')
+out=$("$LOAD" uplink-multi "$TI_ADDR" "$WORK/tokens4" 10000)
+R[uplink]=$(echo "$out" | awk '{print $2}')
+# The raw-frame archive of those frames, once checkpointed, against the TIC bytes sent.
+raw_tic=$(echo "$out" | sed -n 's/.*raw_bytes=\([0-9]*\).*/\1/p')
+curl -sf -X POST "http://$TI_ADDR/api/v1/admin/checkpoint" >/dev/null
+archived=$(curl -sf "http://$TI_ADDR/api/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["raw_frame_bytes"])')
+R[archive_pct]=$(python3 -c "print(f'{100*$archived/$raw_tic:.2f} % ({$raw_tic/$archived:.0f}x)')")
 stop_teleinfo
 fi
 
@@ -157,10 +163,11 @@ R[rss_mb]=$(python3 -c "print(f'{$(cat "$WORK/rss")/1024:.0f}')")
 stop_teleinfo
 fi
 
-for k in put_ti put_vm uplink bpv_ti_dir bpv_vm bpv_ti_chunks bpv_ti_all q_buckets_ti q_buckets_vm q_energy_ti q_energy_vm rss_mb uplink1000; do R[$k]="${R[$k]:--}"; done
+for k in put_ti put_vm uplink archive_pct bpv_ti_dir bpv_vm bpv_ti_chunks bpv_ti_all q_buckets_ti q_buckets_vm q_energy_ti q_energy_vm rss_mb uplink1000; do R[$k]="${R[$k]:--}"; done
 printf '\n%-62s %16s %16s\n' "benchmark (2 cores, 127.0.0.1)" "teleinfo" "VictoriaMetrics"
 printf '%-62s %16s %16s\n' "ingest /api/put, same 1 M points, 4 connections (points/s)" "${R[put_ti]}" "${R[put_vm]}"
 printf '%-62s %16s %16s\n' "uplink standard 3-phase frames, durable acks, 4 devices (fr/s)" "${R[uplink]}" "-"
+printf '%-62s %16s %16s\n' "  raw-frame archive of those frames (% of the TIC bytes)" "${R[archive_pct]}" "-"
 printf '%-62s %16s %16s\n' "storage, week of a 3-phase meter (bytes/value, whole dir)" "${R[bpv_ti_dir]}" "${R[bpv_vm]}"
 printf '%-62s %16s %16s\n' "  teleinfo: raw chunks only / chunks + rollups (bytes/value)" "${R[bpv_ti_chunks]} / ${R[bpv_ti_all]}" "-"
 printf '%-62s %16s %16s\n' "query: year of SINSTS @2 s -> 1,000 avg+max buckets (ms)" "${R[q_buckets_ti]}" "${R[q_buckets_vm]}"

@@ -158,9 +158,11 @@ fn uplink_bench(
     tokens: &[(String, String)],
     frames_per_device: usize,
     threads: usize,
-) -> (u64, f64) {
+) -> (u64, f64, u64) {
     // Pre-encode every batch so that only the server's work is measured.
     let frames = sim_frames(frames_per_device, 5, 1_767_222_000);
+    // The TIC bytes the meters sent (STX..ETX), to compare the raw-frame archive with.
+    let raw_bytes = frames.iter().map(|f| f.len() as u64).sum::<u64>() * tokens.len() as u64;
     let work: Vec<Vec<Vec<u8>>> = tokens
         .iter()
         .map(|(name, _)| device_batches(name, 1, &frames))
@@ -188,7 +190,7 @@ fn uplink_bench(
         }
     });
     let secs = t0.elapsed().as_secs_f64();
-    ((frames_per_device * tokens.len()) as u64, secs)
+    ((frames_per_device * tokens.len()) as u64, secs, raw_bytes)
 }
 
 fn year(urls: &[String]) {
@@ -319,7 +321,7 @@ fn main() {
             let tokens = vec![(args[3].clone(), args[2].clone())];
             // One device: 20,000 frames in batches of 64 (the wire maximum), 4 connections
             // would reorder one device's batches, so several devices share the load.
-            let (n, secs) = uplink_bench(addr, &tokens, 20_000, 1);
+            let (n, secs, _) = uplink_bench(addr, &tokens, 20_000, 1);
             println!("uplink_frames_per_s_1dev {:.0}", n as f64 / secs);
         }
         Some("uplink-multi") => {
@@ -333,9 +335,9 @@ fn main() {
                 })
                 .collect();
             let per_dev: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5000);
-            let (n, secs) = uplink_bench(addr, &tokens, per_dev, 4);
+            let (n, secs, raw_bytes) = uplink_bench(addr, &tokens, per_dev, 4);
             println!(
-                "uplink_frames_per_s {:.0} devices={} frames={n}",
+                "uplink_frames_per_s {:.0} devices={} frames={n} raw_bytes={raw_bytes}",
                 n as f64 / secs,
                 tokens.len()
             );

@@ -20,6 +20,10 @@ pub struct Group<'a> {
     /// The data field exactly as sent: spaces kept; empty for standard
     /// mode's DATE. Only printable ASCII (0x20–0x7E) and HT.
     value: &'a [u8],
+    /// The value as a number when the label's format is digits and it has
+    /// at most 19 of them (converted while they were checked); else
+    /// [`NO_NUMBER`].
+    digits: u64,
     /// The horodate of a standard-mode group that carries one.
     pub horodate: Option<Horodate>,
     /// The checksum character received (and verified).
@@ -47,9 +51,16 @@ impl<'a> Group<'a> {
     }
 
     /// The value as an unsigned number, for labels whose format is digits.
+    ///
+    /// For a known label of that format, the number was worked out when its
+    /// digits were checked; other values are parsed here.
     #[inline]
     pub fn number(&self) -> Option<u64> {
-        parse_digits(self.value)
+        if self.digits != NO_NUMBER {
+            Some(self.digits)
+        } else {
+            parse_digits(self.value)
+        }
     }
 }
 
@@ -66,6 +77,10 @@ impl core::fmt::Debug for Group<'_> {
             .finish()
     }
 }
+
+/// [`Group::digits`] when the value was not converted: no 19-digit number
+/// reaches it.
+const NO_NUMBER: u64 = u64::MAX;
 
 /// Parses decimal digits (at most 19, so it cannot overflow).
 ///
@@ -107,11 +122,25 @@ fn all_digits_in(x: u64) -> bool {
 /// The value of 8 ASCII digits, the first byte most significant.
 #[inline(always)]
 fn eight_digits(x: u64) -> u64 {
-    let v = x - 0x30 * ONES;
+    eight_digits_of(x - 0x30 * ONES)
+}
+
+/// The number 8 digit values (0–9 each, the first byte most significant) make.
+#[inline(always)]
+fn eight_digits_of(v: u64) -> u64 {
     // Pairs, then quadruples, then the octet: no lane ever overflows.
     let v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
     let v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
     (v * 10_000 + (v >> 32)) & 0xFFFF_FFFF
+}
+
+/// Whether every byte of a word is a digit value 0–9 (ASCII digits with `0`
+/// removed by XOR, so that no borrow crosses bytes). A byte of 10–0x7F
+/// reaches bit 7 when 0x76 is added, one ≥ 0x80 has it already; a carry can
+/// only leave a byte that is itself flagged.
+#[inline(always)]
+fn digit_values(x: u64) -> bool {
+    (x.wrapping_add(0x76 * ONES) | x) & HIGH == 0
 }
 
 /// [`Horodate::parse`] of the 13 wire bytes, with the same result and the
@@ -184,32 +213,38 @@ fn is_digits(value: &[u8]) -> bool {
 }
 
 /// Whether `bytes[start..]` is one or more ASCII digits, as [`is_digits`]
-/// decides, reading whole words: a value shorter than a word is checked in
-/// the word that ends with it, the bytes before it (label, separator)
-/// replaced by `0` digits.
+/// decides, and if so their number ([`NO_NUMBER`] beyond 19 digits), as
+/// [`parse_digits`] gives it: checked and converted in the same words.
+///
+/// A value of up to 8 digits is read in the word that ends with it, the
+/// bytes before it (label, separator) cleared: leading zeros. One of 9–16
+/// digits is the word that ends with it (its last 8 digits) and the word that
+/// starts with it, shifted to keep only its first digits.
 #[inline(always)]
-fn ends_with_digits(bytes: &[u8], start: usize) -> bool {
-    let Some(value) = bytes.get(start..) else {
-        return false;
-    };
+fn digits_value(bytes: &[u8], start: usize) -> Option<u64> {
+    let value = bytes.get(start..)?;
     let n = value.len();
-    let ok = match (n, bytes.len().checked_sub(8).and_then(|at| bytes.get(at..))) {
-        (0, _) => false,
-        (1..8, Some(last)) => {
-            let before = low_bytes(8 - n);
-            all_digits_in((word(last) & !before) | ((0x30 * ONES) & before))
+    let last = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..));
+    let result = match (n, last) {
+        (0, _) => None,
+        (1..=8, Some(last)) => {
+            let x = (word(last) ^ (0x30 * ONES)) & !low_bytes(8 - n);
+            digit_values(x).then(|| eight_digits_of(x))
         }
-        (8.., Some(last)) => {
-            let mut ok = all_digits_in(word(last));
-            for chunk in value.chunks_exact(8) {
-                ok &= all_digits_in(word(chunk));
-            }
-            ok
+        (9..=16, Some(last)) => {
+            let low = word(last) ^ (0x30 * ONES);
+            let high = (word(value) ^ (0x30 * ONES)) << (8 * (16 - n));
+            (digit_values(low) && digit_values(high))
+                .then(|| eight_digits_of(high) * 100_000_000 + eight_digits_of(low))
         }
-        _ => is_digits(value),
+        _ => is_digits(value).then(|| parse_digits(value).unwrap_or(NO_NUMBER)),
     };
-    debug_assert_eq!(ok, is_digits(value));
-    ok
+    debug_assert_eq!(result.is_some(), is_digits(value));
+    debug_assert_eq!(
+        result.filter(|&v| v != NO_NUMBER),
+        parse_digits(value).filter(|_| result.is_some())
+    );
+    result
 }
 
 /// Checks one group given its bytes between LF and CR (exclusive), bit 7
@@ -572,10 +607,17 @@ pub(crate) fn parse_clean<'a>(
     // impossible error keeps the core free of panics. A known label is the
     // dictionary's own string (equal bytes), which spares its UTF-8 check.
     // The value stays bytes: `Group::value` converts it when asked.
+    let mut digits = NO_NUMBER;
     let label = match info {
         Some(info) => {
             let ok = match info.format {
-                DataFormat::Digits => ends_with_digits(body, value_start),
+                DataFormat::Digits => match digits_value(body, value_start) {
+                    Some(number) => {
+                        digits = number;
+                        true
+                    }
+                    None => false,
+                },
                 format => format.accepts(value),
             };
             if !ok {
@@ -598,6 +640,7 @@ pub(crate) fn parse_clean<'a>(
         mode,
         label,
         value,
+        digits,
         horodate,
         checksum: found,
         info,
@@ -804,7 +847,15 @@ mod tests {
             let mut line = b"LABEL1\t"[..rng.next() as usize % 8].to_vec();
             let start = line.len();
             line.extend_from_slice(&bytes);
-            assert_eq!(ends_with_digits(&line, start), digits, "{line:?}");
+            let expected_number = (digits && bytes.len() <= 19)
+                .then(|| bytes.iter().fold(0u64, |n, &b| n * 10 + (b - b'0') as u64));
+            let number = digits_value(&line, start);
+            assert_eq!(number.is_some(), digits, "{line:?}");
+            assert_eq!(
+                number.filter(|&n| n != NO_NUMBER),
+                expected_number,
+                "{line:?}"
+            );
             let expected = (digits && bytes.len() <= 19)
                 .then(|| bytes.iter().fold(0u64, |n, &b| n * 10 + (b - b'0') as u64));
             assert_eq!(parse_digits(&bytes), expected, "{bytes:?}");

@@ -325,24 +325,46 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
     // 6 bits (at most 63 + 63, so no lane overflows), which is all the sum
     // modulo 64 depends on. One mask and one add per word.
     let mut lanes = 0u64;
-    for chunk in head.chunks_exact(8) {
+    // One word: its HT flags into `mask` at `shift`; true at the group's end.
+    let mut step = |chunk: &[u8], mask: &mut u64, shift: usize, found: &mut Scan| {
         let x = word(chunk);
         let (outside, ht) = classify(x);
-        // `found.end` is a multiple of 8 here: a word never straddles the masks.
-        if found.end < MASK_BITS {
-            found.ht |= (pack_flags(ht) as u64) << found.end;
-        } else if found.end < 2 * MASK_BITS {
-            found.ht_high |= (pack_flags(ht) as u64) << (found.end - MASK_BITS);
-        }
+        *mask |= (pack_flags(ht) as u64) << shift;
         if outside != 0 {
             let at = (outside.trailing_zeros() / 8) as usize;
             lanes = (lanes & LOW6) + (x & low_bytes(at) & LOW6);
             found.total = byte_sum(lanes);
             found.end += at;
-            return found;
+            return true;
         }
         lanes = (lanes & LOW6) + (x & LOW6);
         found.end += 8;
+        false
+    };
+    // The words of each mask in their own loop: no per-word test of which
+    // mask a word goes to.
+    let mut words = head.chunks_exact(8);
+    let mut low = 0;
+    for (k, chunk) in (&mut words).take(MASK_BITS / 8).enumerate() {
+        if step(chunk, &mut low, 8 * k, &mut found) {
+            found.ht = low;
+            return found;
+        }
+    }
+    found.ht = low;
+    let mut high = 0;
+    for (k, chunk) in (&mut words).take(MASK_BITS / 8).enumerate() {
+        if step(chunk, &mut high, 8 * k, &mut found) {
+            found.ht_high = high;
+            return found;
+        }
+    }
+    found.ht_high = high;
+    let mut beyond = 0;
+    for chunk in words {
+        if step(chunk, &mut beyond, 0, &mut found) {
+            return found;
+        }
     }
     found.total = byte_sum(lanes);
     if found.end >= limit {

@@ -457,7 +457,9 @@ type Fields = (usize, Option<(usize, usize)>, usize);
 /// Splits a checked body into fields using the HT mask of its scan.
 #[inline(always)]
 fn split_masked(mode: Mode, body: &[u8], scanned: &Scan) -> Result<Fields, GroupError> {
-    let ht = scanned.ht & first_bits(body.len());
+    // body.len() ≤ 64 here (and ≥ 1 in a group): the mask of its first
+    // bits without a test for 64.
+    let ht = scanned.ht & (2u64 << body.len().saturating_sub(1)).wrapping_sub(1);
     match mode {
         Mode::Historic => {
             if ht != 0 {
@@ -623,8 +625,10 @@ pub(crate) fn parse_clean<'a>(
     if label_len == 0 {
         return Err(GroupError::EmptyLabel);
     }
-    // The content holds no 0 byte, as `pack_prefix` requires.
-    let info = Key::pack_prefix(body, label_len).and_then(|key| labels::lookup_key(mode, key));
+    // The content holds no 0 byte, as `pack_prefix` requires; given the
+    // whole content (the body and two more bytes), a short group's label is
+    // more often packed from one word.
+    let info = Key::pack_prefix(content, label_len).and_then(|key| labels::lookup_key(mode, key));
     // Every byte is ASCII here, so this conversion cannot fail; mapping the
     // impossible error keeps the core free of panics. A known label is the
     // dictionary's own string (equal bytes), which spares its UTF-8 check.

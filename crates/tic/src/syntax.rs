@@ -398,13 +398,14 @@ const LOW6: u64 = 0x3F * ONES;
 /// not only the first one's.
 #[inline(always)]
 fn classify(x: u64) -> (u64, u64) {
-    let high = x & HIGH;
+    // Bit 7 of `not_ht` is set for every byte but HT (the exact zero-byte
+    // test of `x ^ HT`); of `printable`, for 0x20–0x7E (bit 7 ignored).
+    let z = x ^ (HT as u64 * ONES);
+    let not_ht = ((z & LOW7) + LOW7) | z;
     let low7 = x & LOW7;
-    let at_least_20 = (low7 + 0x60 * ONES) & HIGH;
-    let is_7f = (low7 + ONES) & HIGH;
-    let ht = !((low7 ^ (HT as u64 * ONES)) + LOW7) & HIGH & !high;
-    let inside = ((at_least_20 & !is_7f) | ht) & !high;
-    (!inside & HIGH, ht)
+    let printable = (low7 + 0x60 * ONES) & !(low7 + ONES);
+    let outside = (x | !printable) & not_ht & HIGH;
+    (outside, !not_ht & HIGH)
 }
 
 /// Packs bit 7 of each byte of a word into 8 bits (byte `k` → bit `k`).

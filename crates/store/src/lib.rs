@@ -3,10 +3,11 @@
 //! One SQLite file (WAL mode, `synchronous=FULL`) holds:
 //! - a **head log**: every acknowledged batch as one compressed record, fsynced before the
 //!   write returns (acknowledged = durable), mirrored in memory as a columnar head;
-//! - **chunks**: per-series columns of up to 8,192 points compressed with pco (~0.1–1 byte per
-//!   meter point), written by checkpoints that fold the head in;
-//! - **rollups** per minute and per hour (count, sum, min, max, first, last with their
-//!   timestamps), also pco chunks, so a year of one series aggregates from ~9,000 rows;
+//! - **chunks**: per-series columns of one UTC day (at most 65,536 points) compressed with pco
+//!   (~0.1 byte per meter point), written by checkpoints that fold the head in;
+//! - **rollups** per hour (count, sum, min, max, first, last with their timestamps), also pco
+//!   chunks, so a year of one series aggregates from ~9,000 rows; per minute only where
+//!   retention retires raw points (elsewhere whole minutes are read from the raw points);
 //! - an archive of **raw frames** per device, zstd-compressed blocks, so history can be
 //!   re-decoded;
 //! - the **uplink high-water marks** `(device, boot) → highest durable sequence number`,

@@ -46,7 +46,7 @@ impl Owned {
             Event::FrameStart => Owned::FrameStart,
             Event::Group(g) => Owned::group(&g),
             Event::Rejected(r) => Owned::Rejected(r),
-            Event::FrameEnd(end) => Owned::FrameEnd(end),
+            Event::FrameEnd(end) => Owned::FrameEnd(*end),
         }
     }
 }

@@ -40,7 +40,7 @@ impl From<Event<'_>> for Owned {
             Event::FrameStart => Owned::FrameStart,
             Event::Group(g) => Owned::from_group(&g),
             Event::Rejected(r) => Owned::Rejected(r),
-            Event::FrameEnd(end) => Owned::FrameEnd(end),
+            Event::FrameEnd(end) => Owned::FrameEnd(*end),
         }
     }
 }

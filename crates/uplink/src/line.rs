@@ -235,7 +235,7 @@ impl LineReceiver {
                 Some(Event::FrameStart) => Step::Start,
                 Some(Event::Group(_)) => Step::Valid,
                 Some(Event::Rejected(_)) => Step::Rejected,
-                Some(Event::FrameEnd(end)) => Step::End(end),
+                Some(Event::FrameEnd(end)) => Step::End(*end),
                 None => Step::Nothing,
             };
             consumed_total += used;

@@ -1152,32 +1152,24 @@ impl Store {
             } else {
                 minute_horizon(c, series.0)?
             };
-            let (mut minutes, mut raw) = (Vec::new(), Vec::new());
-            let mut late = Vec::new();
+            let mut minutes = Vec::new();
+            let mut raw = segs[0].clone();
             for g in &segs[1] {
                 if g.to <= horizon {
                     minutes.push(*g);
                 } else if g.from >= horizon {
-                    late.push(*g);
+                    raw.push(*g);
                 } else {
                     minutes.push(Seg { to: horizon, ..*g });
-                    late.push(Seg {
+                    raw.push(Seg {
                         from: horizon,
                         ..*g
                     });
                 }
             }
-            // Both lists are sorted and disjoint: merge them by time.
-            let (mut i, mut j) = (0, 0);
-            while i < segs[0].len() || j < late.len() {
-                if j >= late.len() || (i < segs[0].len() && segs[0][i].from < late[j].from) {
-                    raw.push(segs[0][i]);
-                    i += 1;
-                } else {
-                    raw.push(late[j]);
-                    j += 1;
-                }
-            }
+            // The scan wants time order. Two sorted, disjoint runs: the stable sort finds
+            // the runs and merges them in one pass.
+            raw.sort_by_key(|g| g.from);
             for (level, segs) in [(0, &raw), (1, &minutes), (2, &segs[2])] {
                 if !segs.is_empty() {
                     scan_level(c, series.0, level, segs, &mut acc)?;

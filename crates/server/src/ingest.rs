@@ -280,9 +280,7 @@ impl Ingest {
         self.live.record(&source.device_id, now_ms, report);
         Ok(receipt)
     }
-}
 
-impl Ingest {
     /// Brings back the "latest" view of every meter after a restart: the newest archived raw
     /// frame of each device is decoded again, as it was when it arrived (so the latest reading
     /// shows every decoded field at once, not only once the next frame comes). A frame that

@@ -208,13 +208,7 @@ impl Live {
             }
         }
         for f in r.live {
-            {
-                let mut l = lock_w(&self.latest);
-                let newer = l.get(&f.meter).is_none_or(|old| old.ts_ms <= f.ts_ms);
-                if newer && (l.len() < MAX_TRACKED || l.contains_key(&f.meter)) {
-                    l.insert(f.meter.clone(), f.clone());
-                }
-            }
+            self.keep_latest(f.clone(), true);
             // No receiver is not an error: nobody is watching.
             let _ = self.tx.send(f);
         }
@@ -223,8 +217,16 @@ impl Live {
     /// Sets a meter's latest frame from the archive (at start): kept only if no newer frame
     /// arrived meanwhile, and not sent to the live stream (it is not news).
     pub fn restore(&self, f: Arc<LiveFrame>) {
+        self.keep_latest(f, false);
+    }
+
+    /// Makes `f` its meter's latest frame unless the one there is newer (or as new, when
+    /// `replace_equal` is false), within the bound on tracked meters.
+    fn keep_latest(&self, f: Arc<LiveFrame>, replace_equal: bool) {
         let mut l = lock_w(&self.latest);
-        let newer = l.get(&f.meter).is_none_or(|old| old.ts_ms < f.ts_ms);
+        let newer = l
+            .get(&f.meter)
+            .is_none_or(|old| old.ts_ms < f.ts_ms || (replace_equal && old.ts_ms == f.ts_ms));
         if newer && (l.len() < MAX_TRACKED || l.contains_key(&f.meter)) {
             l.insert(f.meter.clone(), f);
         }

@@ -8,7 +8,8 @@
 //! same events, whatever the chunking (a property test checks it).
 
 use crate::error::ErrorCounts;
-use crate::syntax::{parse_clean, scan, Group};
+use crate::scan::scan;
+use crate::syntax::{parse_clean, Group};
 use crate::{GroupError, Mode, CR, EOT, ETX, HT, LF, MAX_GROUP_LEN, STX};
 
 /// Bytes between LF and CR a group may hold.

@@ -1,7 +1,8 @@
 //! # tic — the Linky *Télé-Information Client* protocol core
 //!
-//! `#![no_std]`, no allocator, no `unsafe`, no dependencies: it runs unchanged on
-//! an ESP32 and on the server.
+//! `#![no_std]`, no allocator, no `unsafe`: it runs unchanged on an ESP32 and
+//! on the server. It has no dependency, except on x86-64, where the scan at
+//! the heart of the decoder uses SSE2 through `safe_arch`'s safe wrappers.
 //!
 //! * [`Decoder`] turns a byte stream (any chunking) into [`Event`]s: frame starts,
 //!   checked [`Group`]s, [`Rejection`]s with their [`GroupError`], and frame ends.
@@ -41,6 +42,7 @@ mod horodate;
 pub mod labels;
 pub mod profile;
 pub mod relais;
+mod scan;
 pub mod stge;
 mod syntax;
 

@@ -3,6 +3,7 @@
 use crate::checksum::finish;
 use crate::horodate::HORODATE_LEN;
 use crate::labels::{self, DataFormat, Key, LabelInfo};
+use crate::scan::{low_bytes, scan, word, Scan, HIGH, MASK_BITS, ONES};
 use crate::{GroupError, Horodate, HorodateError, Mode, Season, HT, SP};
 
 /// A group that passed every check.
@@ -269,179 +270,6 @@ pub fn parse_group(content: &[u8], historic_mode2: bool) -> Result<Group<'_>, Gr
     parse_clean(content, &scanned, historic_mode2)
 }
 
-/// What [`scan`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Scan {
-    /// Index of the first byte that cannot be inside a group; the length
-    /// when there is none; a value ≥ the limit when the scan stopped there.
-    pub end: usize,
-    /// Sum of the bytes before `end`, exact modulo 64: all the checksum
-    /// needs (it keeps the sum's low 6 bits).
-    pub total: u32,
-    /// Bit `i` set when byte `i` is HT (only the first [`MASK_BITS`] bytes:
-    /// a `u64` shifts in one instruction, a `u128` in several).
-    /// Standard mode splits its fields on HT; historic mode only needs to
-    /// know there is none, and finds its one split (SP) within the label.
-    pub ht: u64,
-    /// The same for the next [`MASK_BITS`] bytes (bit `i` for byte 64 + `i`):
-    /// the long groups (day profiles, messages) are split without searching.
-    pub ht_high: u64,
-}
-
-/// How many bytes each separator mask of a [`Scan`] describes. Nearly every
-/// real group is shorter than one mask, every group the decoder accepts is
-/// shorter than two; longer ones are split by searching their bytes.
-pub(crate) const MASK_BITS: usize = 64;
-
-/// Whether a byte cannot be inside a group: anything but 0x20–0x7E and HT.
-#[inline(always)]
-fn is_outside(b: u8) -> bool {
-    b.wrapping_sub(0x20) > 0x5E && b != HT
-}
-
-/// Finds the first byte of `bytes` that cannot be inside a group, sums the
-/// bytes before it, and maps where the HT separators are. Stops looking at
-/// `limit` (rounded up to 8 bytes).
-///
-/// This is the decoder's hot loop. It reads 8 bytes at a time as one word and
-/// classifies them all at once with word arithmetic ("SIMD within a
-/// register"): no branch per byte, the same code on every target (no
-/// `unsafe`, no intrinsics, and the autovectoriser produced poor code for the
-/// per-byte version). One pass gives the group's end, the checksum's sum and
-/// the field separators, so the group's bytes are not read again to split it.
-#[inline(always)]
-pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
-    let mut found = Scan {
-        end: 0,
-        total: 0,
-        ht: 0,
-        ht_high: 0,
-    };
-    // The whole words to look at, the limit rounded up: the loop then needs
-    // no limit check of its own.
-    let whole = (bytes.len() / 8).min(limit.div_ceil(8)) * 8;
-    let (head, tail) = bytes.split_at(whole);
-    // The sum, modulo 64, in eight byte lanes: each lane keeps its bytes' low
-    // 6 bits (at most 63 + 63, so no lane overflows), which is all the sum
-    // modulo 64 depends on. One mask and one add per word.
-    let mut lanes = 0u64;
-    // One word: its HT flags into `mask` at `shift`; true at the group's end.
-    let mut step = |chunk: &[u8], mask: &mut u64, shift: usize, found: &mut Scan| {
-        let x = word(chunk);
-        let (outside, ht) = classify(x);
-        *mask |= (pack_flags(ht) as u64) << shift;
-        if outside != 0 {
-            let at = (outside.trailing_zeros() / 8) as usize;
-            lanes = (lanes & LOW6) + (x & low_bytes(at) & LOW6);
-            found.total = byte_sum(lanes);
-            found.end += at;
-            return true;
-        }
-        lanes = (lanes & LOW6) + (x & LOW6);
-        found.end += 8;
-        false
-    };
-    // The words of each mask in their own loop: no per-word test of which
-    // mask a word goes to.
-    let mut words = head.chunks_exact(8);
-    let mut low = 0;
-    for (k, chunk) in (&mut words).take(MASK_BITS / 8).enumerate() {
-        if step(chunk, &mut low, 8 * k, &mut found) {
-            found.ht = low;
-            return found;
-        }
-    }
-    found.ht = low;
-    let mut high = 0;
-    for (k, chunk) in (&mut words).take(MASK_BITS / 8).enumerate() {
-        if step(chunk, &mut high, 8 * k, &mut found) {
-            found.ht_high = high;
-            return found;
-        }
-    }
-    found.ht_high = high;
-    let mut beyond = 0;
-    for chunk in words {
-        if step(chunk, &mut beyond, 0, &mut found) {
-            return found;
-        }
-    }
-    found.total = byte_sum(lanes);
-    if found.end >= limit {
-        return found;
-    }
-    for &b in tail {
-        if found.end >= limit || is_outside(b) {
-            break;
-        }
-        if found.end < MASK_BITS {
-            found.ht |= ((b == HT) as u64) << found.end;
-        } else if found.end < 2 * MASK_BITS {
-            found.ht_high |= ((b == HT) as u64) << (found.end - MASK_BITS);
-        }
-        found.total += b as u32;
-        found.end += 1;
-    }
-    found
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const LOW7: u64 = 0x7F * ONES;
-const HIGH: u64 = 0x80 * ONES;
-const LOW6: u64 = 0x3F * ONES;
-
-/// Classifies the 8 bytes of a word: bit 7 of byte `k` of the results is set
-/// when byte `k` cannot be inside a group, respectively is HT.
-///
-/// Every step works on the low 7 bits of each byte and adds at most 0x7F to
-/// them, so no carry crosses into the next byte: each byte's answer is exact,
-/// not only the first one's.
-#[inline(always)]
-fn classify(x: u64) -> (u64, u64) {
-    // Bit 7 of `not_ht` is set for every byte but HT (the exact zero-byte
-    // test of `x ^ HT`); of `printable`, for 0x20–0x7E (bit 7 ignored).
-    let z = x ^ (HT as u64 * ONES);
-    let not_ht = ((z & LOW7) + LOW7) | z;
-    let low7 = x & LOW7;
-    let printable = (low7 + 0x60 * ONES) & !(low7 + ONES);
-    let outside = (x | !printable) & not_ht & HIGH;
-    (outside, !not_ht & HIGH)
-}
-
-/// Packs bit 7 of each byte of a word into 8 bits (byte `k` → bit `k`).
-#[inline(always)]
-fn pack_flags(flags: u64) -> u8 {
-    // The multiply gathers bit 7 of each byte into the top byte: byte k's bit
-    // lands on bit 56 + k, and no two partial products overlap (no carries).
-    ((flags & HIGH).wrapping_mul(0x0002_0408_1020_4081) >> 56) as u8
-}
-
-/// The sum of the 8 bytes of a word.
-#[inline(always)]
-fn byte_sum(x: u64) -> u32 {
-    const EVEN: u64 = 0x00FF_00FF_00FF_00FF;
-    // Four 16-bit lanes of at most 510; the multiply adds them all into the
-    // top lane (at most 2040, so no lane overflows).
-    let pairs = (x & EVEN) + ((x >> 8) & EVEN);
-    (pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48) as u32
-}
-
-/// A mask of the low `n` bytes of a word, `n` < 8.
-#[inline(always)]
-fn low_bytes(n: usize) -> u64 {
-    (1u64 << (8 * n)) - 1
-}
-
-/// The first 8 bytes of a slice as a little-endian word (0 if shorter).
-#[inline(always)]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(b) = bytes.get(..8) {
-        w.copy_from_slice(b);
-    }
-    u64::from_le_bytes(w)
-}
-
 /// The bits of the first `n` positions of a mask.
 #[inline(always)]
 fn first_bits(n: usize) -> u64 {
@@ -571,7 +399,7 @@ fn split_scalar(mode: Mode, body: &[u8]) -> Result<Fields, GroupError> {
 }
 
 /// [`parse_group`] for content already known to hold only 0x20–0x7E and HT,
-/// given its [`scan`].
+/// given its [`scan`](crate::scan::scan).
 // Always inlined: the decoder's fast path is its main caller, and returning
 // the large `Result` through memory cost more than the check itself.
 #[inline(always)]
@@ -699,48 +527,8 @@ impl DataFormat {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::scan::tests::Lcg;
     use std::vec::Vec;
-
-    /// A small deterministic generator, so that failures reproduce.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self) -> u8 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 56) as u8
-        }
-
-        /// Bytes biased towards the classes the scan tells apart.
-        fn byte(&mut self) -> u8 {
-            match self.next() % 8 {
-                0 => HT,
-                1 => SP,
-                2 => self.next(),
-                3 => [0x00, 0x0A, 0x0D, 0x1F, 0x7E, 0x7F, 0x80, 0x89, 0xA0, 0xFF]
-                    [self.next() as usize % 10],
-                _ => b'0' + self.next() % 43,
-            }
-        }
-    }
-
-    /// The scan, one byte at a time.
-    fn naive_scan(bytes: &[u8], limit: usize) -> (usize, u32, u128) {
-        let (mut end, mut total, mut ht) = (0, 0u32, 0u128);
-        for &b in bytes {
-            if end >= limit || is_outside(b) {
-                break;
-            }
-            if end < 2 * MASK_BITS && b == HT {
-                ht |= 1 << end;
-            }
-            total += b as u32;
-            end += 1;
-        }
-        (end, total, ht)
-    }
 
     #[test]
     fn a_checksum_below_the_scans_truncated_sum_does_not_overflow() {
@@ -761,68 +549,6 @@ mod tests {
                 found: b'A'
             })
         );
-    }
-
-    #[test]
-    fn word_classification_is_exact_for_every_byte_at_every_position() {
-        for b in 0..=255u8 {
-            for k in 0..8 {
-                for filler in [b'A', HT, 0x00, 0xFF, 0x7F, b' '] {
-                    let mut bytes = [filler; 8];
-                    bytes[k] = b;
-                    let (outside, ht) = classify(u64::from_le_bytes(bytes));
-                    for (i, &x) in bytes.iter().enumerate() {
-                        assert_eq!(
-                            outside >> (8 * i + 7) & 1 == 1,
-                            is_outside(x),
-                            "{b:#x} at {k}"
-                        );
-                        assert_eq!(ht >> (8 * i + 7) & 1 == 1, x == HT, "{b:#x} at {k}");
-                    }
-                    assert_eq!(
-                        byte_sum(u64::from_le_bytes(bytes)),
-                        bytes.iter().map(|&x| x as u32).sum()
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn scan_matches_the_byte_by_byte_scan() {
-        let mut rng = Lcg(1);
-        for _ in 0..20_000 {
-            let len = rng.next() as usize % 200;
-            // Mostly group bytes, so that scans run long.
-            let clean = rng.next() % 2 == 0;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    let b = rng.byte();
-                    if clean && is_outside(b) {
-                        b'Z'
-                    } else {
-                        b
-                    }
-                })
-                .collect();
-            for limit in [usize::MAX, 127, 5] {
-                let s = scan(&bytes, limit);
-                let (end, total, ht) = naive_scan(&bytes, limit);
-                if end < limit {
-                    assert_eq!((s.end, s.total % 64), (end, total % 64), "{bytes:?}");
-                    let mask = (s.ht_high as u128) << MASK_BITS | s.ht as u128;
-                    let below_end = match end {
-                        0 => 0,
-                        1..128 => u128::MAX >> (128 - end),
-                        _ => u128::MAX,
-                    };
-                    assert_eq!(mask & below_end, ht, "{bytes:?}");
-                } else {
-                    // Stopped at the limit: only "not within the limit" matters.
-                    assert!(s.end >= limit, "{bytes:?}");
-                }
-            }
-        }
     }
 
     #[test]
@@ -914,11 +640,11 @@ mod tests {
         for _ in 0..100_000 {
             let mut value = Vec::new();
             for i in 0..rng.next() % 14 {
-                if i > 0 && rng.next() % 8 != 0 {
+                if i > 0 && !rng.next().is_multiple_of(8) {
                     value.push(SP);
                 }
                 value.extend_from_slice(pieces[rng.next() as usize % pieces.len()]);
-                if rng.next() % 32 == 0 {
+                if rng.next().is_multiple_of(32) {
                     value.push(rng.next());
                 }
             }
@@ -944,7 +670,7 @@ mod tests {
         let mut rng = Lcg(5);
         let mut checked = [0usize; 2];
         for _ in 0..200_000 {
-            let len = if rng.next() % 16 == 0 {
+            let len = if rng.next().is_multiple_of(16) {
                 rng.next() as usize % 16
             } else {
                 13

@@ -380,7 +380,7 @@ mod tests {
         QueuedFrame {
             boot_id: 9,
             seq,
-            device_time_unix_ms: if seq % 2 == 0 {
+            device_time_unix_ms: if seq.is_multiple_of(2) {
                 Some(1000 + u64::from(seq))
             } else {
                 None

@@ -403,7 +403,7 @@ impl MockServer {
             self.acked.insert(boot, d);
         }
         if let Some(n) = self.lose_reply_every {
-            if self.posts % n == 0 {
+            if self.posts.is_multiple_of(n) {
                 return None;
             }
         }
@@ -486,7 +486,9 @@ impl NorFlash for MockFlash {
     const ERASE_SIZE: usize = 4096;
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        if from as usize % Self::ERASE_SIZE != 0 || to as usize % Self::ERASE_SIZE != 0 {
+        if !(from as usize).is_multiple_of(Self::ERASE_SIZE)
+            || !(to as usize).is_multiple_of(Self::ERASE_SIZE)
+        {
             return Err(MockFlashError(NorFlashErrorKind::NotAligned));
         }
         let range = self
@@ -499,7 +501,9 @@ impl NorFlash for MockFlash {
     }
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        if offset as usize % Self::WRITE_SIZE != 0 || bytes.len() % Self::WRITE_SIZE != 0 {
+        if !(offset as usize).is_multiple_of(Self::WRITE_SIZE)
+            || !bytes.len().is_multiple_of(Self::WRITE_SIZE)
+        {
             return Err(MockFlashError(NorFlashErrorKind::NotAligned));
         }
         let at = offset as usize;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Decoding throughput of the `tic` crate vs the teleinfo-nom crate vs a
-# byte-sum loop (the memory-read limit), printed as one table.
+# byte-sum loops (what reading the buffer costs), printed as one table.
 #
 #   scripts/bench-tic.sh              criterion run, then the interleaved table
 #   scripts/bench-tic.sh --table      the table only (faster)

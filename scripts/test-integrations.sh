@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-packages=(mosquitto victoria-metrics influxdb)
+packages=(mosquitto mosquitto-clients victoria-metrics influxdb)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,7 @@
 # then runs every check. Safe to run again; CI runs it through .ci/run.
 #
 # What it installs when missing (as root, from the registries this machine
-# reaches): Debian's mosquitto, victoria-metrics, influxdb and chromium (real
+# reaches): Debian's mosquitto (and its clients), victoria-metrics, influxdb and chromium (real
 # servers and a real browser for the tests), the PyPI OpenTSDB clients, the
 # web front end's npm dependencies, and the RISC-V targets for the ESP32
 # firmware. Servers are started by the tests themselves on 127.0.0.1.
@@ -14,7 +14,7 @@ step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 
 step "system packages"
-packages=(mosquitto victoria-metrics influxdb chromium)
+packages=(mosquitto mosquitto-clients victoria-metrics influxdb chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

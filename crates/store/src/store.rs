@@ -142,6 +142,24 @@ pub struct RawFrame {
     pub bytes: Vec<u8>,
 }
 
+impl RawFrame {
+    /// The archive's order: frame time, then boot id and sequence number.
+    fn order_key(&self) -> (i64, u64, u64) {
+        (self.ts_ms, self.boot_id, self.seq)
+    }
+}
+
+impl From<&LogFrame> for RawFrame {
+    fn from(f: &LogFrame) -> RawFrame {
+        RawFrame {
+            boot_id: f.boot,
+            seq: f.seq,
+            ts_ms: f.ts_ms,
+            bytes: f.bytes.clone(),
+        }
+    }
+}
+
 /// What [`Store::apply_retention`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
@@ -1019,6 +1037,29 @@ impl Store {
         r
     }
 
+    /// Runs `f` on a read snapshot consistent with what `take` copies from the head: the head
+    /// stays locked until the snapshot is fixed, so no checkpoint can move data from the head
+    /// to the database in between (which would show it twice, or not at all).
+    fn with_head_snapshot<H, T>(
+        &self,
+        take: impl FnOnce(&Head) -> H,
+        f: impl FnOnce(&Connection, H) -> Result<T>,
+    ) -> Result<T> {
+        self.with_reader(|c| {
+            let head = read(&self.head);
+            c.execute_batch("BEGIN")?;
+            let r = (|| {
+                // The first read fixes the WAL snapshot while the head cannot change.
+                c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
+                let taken = take(&head);
+                drop(head);
+                f(c, taken)
+            })();
+            c.execute_batch("COMMIT")?;
+            r
+        })
+    }
+
     /// Runs `f` on a read snapshot consistent with a copy of the series' head points.
     fn with_snapshot<T>(
         &self,
@@ -1028,23 +1069,15 @@ impl Store {
         if !read(&self.registry).by_id.contains_key(&sid.0) {
             return Err(StoreError::UnknownSeries(sid.0));
         }
-        self.with_reader(|c| {
-            let head = read(&self.head);
-            c.execute_batch("BEGIN")?;
-            let r = (|| {
-                // The first read fixes the WAL snapshot while the head cannot change.
-                c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
-                let (ts, val) = head
-                    .series
+        self.with_head_snapshot(
+            |head| {
+                head.series
                     .get(&sid.0)
                     .map(|h| h.sorted())
-                    .unwrap_or_default();
-                drop(head);
-                f(c, &ts, &val)
-            })();
-            c.execute_batch("COMMIT")?;
-            r
-        })
+                    .unwrap_or_default()
+            },
+            |c, (ts, val)| f(c, &ts, &val),
+        )
     }
 
     /// All raw points of a series in `[from_ms, to_ms)`, including not-yet-checkpointed ones.
@@ -1286,40 +1319,33 @@ impl Store {
             max: max_frames as u64,
             hint: "query a shorter range",
         };
-        self.with_reader(|c| {
-            let head = read(&self.head);
-            c.execute_batch("BEGIN")?;
-            let r = (|| {
-                c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
-                let mut out: Vec<RawFrame> = head
-                    .frames
-                    .iter()
-                    .filter(|f| f.source == src && f.ts_ms >= from_ms && f.ts_ms < to_ms)
-                    .map(|f| RawFrame { boot_id: f.boot, seq: f.seq, ts_ms: f.ts_ms, bytes: f.bytes.clone() })
-                    .collect();
-                drop(head);
-                let mut st = c.prepare_cached(
-                    "SELECT data FROM raw_blocks WHERE source_id = ?1 AND end_ts >= ?2 AND start_ts < ?3",
-                )?;
-                let mut rows = st.query(params![src, from_ms, to_ms])?;
-                while let Some(r) = rows.next()? {
-                    for f in decode_frames(r.get_ref(0)?.as_blob()?)? {
-                        if f.ts_ms >= from_ms && f.ts_ms < to_ms {
-                            out.push(f);
-                            if out.len() > max_frames {
-                                return Err(too_many(out.len()));
-                            }
+        let in_head = |head: &Head| -> Vec<RawFrame> {
+            head.frames
+                .iter()
+                .filter(|f| f.source == src && f.ts_ms >= from_ms && f.ts_ms < to_ms)
+                .map(RawFrame::from)
+                .collect()
+        };
+        self.with_head_snapshot(in_head, |c, mut out| {
+            let mut st = c.prepare_cached(
+                "SELECT data FROM raw_blocks WHERE source_id = ?1 AND end_ts >= ?2 AND start_ts < ?3",
+            )?;
+            let mut rows = st.query(params![src, from_ms, to_ms])?;
+            while let Some(r) = rows.next()? {
+                for f in decode_frames(r.get_ref(0)?.as_blob()?)? {
+                    if f.ts_ms >= from_ms && f.ts_ms < to_ms {
+                        out.push(f);
+                        if out.len() > max_frames {
+                            return Err(too_many(out.len()));
                         }
                     }
                 }
-                if out.len() > max_frames {
-                    return Err(too_many(out.len()));
-                }
-                out.sort_by_key(|f| (f.ts_ms, f.boot_id, f.seq));
-                Ok(out)
-            })();
-            c.execute_batch("COMMIT")?;
-            r
+            }
+            if out.len() > max_frames {
+                return Err(too_many(out.len()));
+            }
+            out.sort_by_key(RawFrame::order_key);
+            Ok(out)
         })
     }
 
@@ -1330,40 +1356,27 @@ impl Store {
         let Some(src) = read(&self.sources).ids.get(device_id).copied() else {
             return Ok(None);
         };
-        let key = |f: &RawFrame| (f.ts_ms, f.boot_id, f.seq);
-        self.with_reader(|c| {
-            let head = read(&self.head);
-            c.execute_batch("BEGIN")?;
-            let r = (|| {
-                // Fix the read snapshot while the head is locked (see `raw_frames`).
-                c.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))?;
-                let mut best: Option<RawFrame> = head
-                    .frames
-                    .iter()
-                    .filter(|f| f.source == src)
-                    .max_by_key(|f| (f.ts_ms, f.boot, f.seq))
-                    .map(|f| RawFrame {
-                        boot_id: f.boot,
-                        seq: f.seq,
-                        ts_ms: f.ts_ms,
-                        bytes: f.bytes.clone(),
-                    });
-                drop(head);
-                let mut st = c.prepare_cached(
-                    "SELECT data FROM raw_blocks WHERE source_id = ?1 ORDER BY end_ts DESC LIMIT 1",
-                )?;
-                let mut rows = st.query(params![src])?;
-                if let Some(r) = rows.next()? {
-                    for f in decode_frames(r.get_ref(0)?.as_blob()?)? {
-                        if best.as_ref().is_none_or(|b| key(&f) > key(b)) {
-                            best = Some(f);
-                        }
+        let in_head = |head: &Head| {
+            head.frames
+                .iter()
+                .filter(|f| f.source == src)
+                // `RawFrame::order_key`, without copying every frame first.
+                .max_by_key(|f| (f.ts_ms, f.boot, f.seq))
+                .map(RawFrame::from)
+        };
+        self.with_head_snapshot(in_head, |c, mut best| {
+            let mut st = c.prepare_cached(
+                "SELECT data FROM raw_blocks WHERE source_id = ?1 ORDER BY end_ts DESC LIMIT 1",
+            )?;
+            let mut rows = st.query(params![src])?;
+            if let Some(r) = rows.next()? {
+                for f in decode_frames(r.get_ref(0)?.as_blob()?)? {
+                    if best.as_ref().is_none_or(|b| f.order_key() > b.order_key()) {
+                        best = Some(f);
                     }
                 }
-                Ok(best)
-            })();
-            c.execute_batch("COMMIT")?;
-            r
+            }
+            Ok(best)
         })
     }
 }
@@ -1758,12 +1771,7 @@ fn archive_frames(tx: &Transaction<'_>, src: u32, frames: &[&LogFrame]) -> Resul
             }
         }
     }
-    all.extend(frames.iter().map(|f| RawFrame {
-        boot_id: f.boot,
-        seq: f.seq,
-        ts_ms: f.ts_ms,
-        bytes: f.bytes.clone(),
-    }));
+    all.extend(frames.iter().map(|&f| RawFrame::from(f)));
     for block in all.chunks(RAW_BLOCK_FRAMES) {
         let blob = encode_frames(block)?;
         tx.prepare_cached(

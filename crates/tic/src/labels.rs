@@ -13,6 +13,7 @@
 //! assert_eq!(labels::lookup(Mode::Standard, b"SMAXSN2-1").unwrap().phase, Some(2));
 //! ```
 
+use crate::scan::word;
 use crate::Mode;
 
 /// Physical unit of a label's value (units are never sent on the wire).
@@ -253,14 +254,6 @@ impl Key {
         let mixed = (self.0 ^ self.1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (mixed >> (64 - SLOT_BITS)) as usize
     }
-}
-
-/// An 8-byte slice as a little-endian word.
-#[inline]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(w)
 }
 
 /// An open-addressing hash table from label keys to dictionary positions.

@@ -75,22 +75,16 @@ fn masked_steps<B>(
 ) -> bool {
     // The blocks of each mask in their own loop: no per-block test of which
     // mask a block goes to.
-    let mut low = 0;
-    for (k, block) in blocks.by_ref().take(MASK_BITS / len).enumerate() {
-        if step(block, &mut low, len * k, found) {
-            found.ht = low;
-            return true;
+    let mut masks = [0u64; 2];
+    for m in 0..masks.len() {
+        for (k, block) in blocks.by_ref().take(MASK_BITS / len).enumerate() {
+            if step(block, &mut masks[m], len * k, found) {
+                [found.ht, found.ht_high] = masks;
+                return true;
+            }
         }
     }
-    found.ht = low;
-    let mut high = 0;
-    for (k, block) in blocks.by_ref().take(MASK_BITS / len).enumerate() {
-        if step(block, &mut high, len * k, found) {
-            found.ht_high = high;
-            return true;
-        }
-    }
-    found.ht_high = high;
+    [found.ht, found.ht_high] = masks;
     let mut beyond = 0;
     blocks.any(|block| step(block, &mut beyond, 0, found))
 }

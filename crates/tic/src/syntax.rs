@@ -283,39 +283,77 @@ fn first_bits(n: usize) -> u64 {
 /// Where a body's fields are: label length, horodate span, value start.
 type Fields = (usize, Option<(usize, usize)>, usize);
 
-/// Splits a checked body into fields using the HT mask of its scan.
+/// A mask of a body's HT positions (bit `i` for byte `i`): one scan mask
+/// (`u64`) or both (`u128`).
+trait HtMask: Copy + Eq + core::ops::BitAnd<Output = Self> + core::ops::Sub<Output = Self> {
+    const ZERO: Self;
+    const ONE: Self;
+    fn first(self) -> usize;
+}
+
+impl HtMask for u64 {
+    const ZERO: u64 = 0;
+    const ONE: u64 = 1;
+    #[inline(always)]
+    fn first(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+}
+
+impl HtMask for u128 {
+    const ZERO: u128 = 0;
+    const ONE: u128 = 1;
+    #[inline(always)]
+    fn first(self) -> usize {
+        self.trailing_zeros() as usize
+    }
+}
+
+/// Splits a checked body into fields given the mask of all its HT bytes.
+#[inline(always)]
+fn split_by_mask<M: HtMask>(mode: Mode, body: &[u8], ht: M) -> Result<Fields, GroupError> {
+    match mode {
+        Mode::Historic => {
+            if ht != M::ZERO {
+                return Err(GroupError::InvalidByte);
+            }
+            historic_fields(body)
+        }
+        Mode::Standard => {
+            if ht == M::ZERO {
+                return Err(GroupError::FieldCount);
+            }
+            let first = ht.first();
+            let rest = ht & (ht - M::ONE);
+            if rest == M::ZERO {
+                return Ok((first, None, first + 1));
+            }
+            if rest & (rest - M::ONE) != M::ZERO {
+                return Err(GroupError::FieldCount);
+            }
+            let second = rest.first();
+            Ok((first, Some((first + 1, second)), second + 1))
+        }
+    }
+}
+
+/// A historic body's fields (it holds no HT): label, SP, value.
+#[inline(always)]
+fn historic_fields(body: &[u8]) -> Result<Fields, GroupError> {
+    // The label is short: a plain search ends within a few bytes.
+    let Some(split) = body.iter().position(|&b| b == SP) else {
+        return Err(GroupError::FieldCount);
+    };
+    Ok((split, None, split + 1))
+}
+
+/// Splits a checked body of at most one mask using the HT mask of its scan.
 #[inline(always)]
 fn split_masked(mode: Mode, body: &[u8], scanned: &Scan) -> Result<Fields, GroupError> {
     // body.len() ≤ 64 here (and ≥ 1 in a group): the mask of its first
     // bits without a test for 64.
     let ht = scanned.ht & (2u64 << body.len().saturating_sub(1)).wrapping_sub(1);
-    match mode {
-        Mode::Historic => {
-            if ht != 0 {
-                return Err(GroupError::InvalidByte);
-            }
-            // The label is short: a plain search ends within a few bytes.
-            let Some(split) = body.iter().position(|&b| b == SP) else {
-                return Err(GroupError::FieldCount);
-            };
-            Ok((split, None, split + 1))
-        }
-        Mode::Standard => {
-            if ht == 0 {
-                return Err(GroupError::FieldCount);
-            }
-            let first = ht.trailing_zeros() as usize;
-            let rest = ht & (ht - 1);
-            if rest == 0 {
-                return Ok((first, None, first + 1));
-            }
-            if rest & (rest - 1) != 0 {
-                return Err(GroupError::FieldCount);
-            }
-            let second = rest.trailing_zeros() as usize;
-            Ok((first, Some((first + 1, second)), second + 1))
-        }
-    }
+    split_by_mask(mode, body, ht)
 }
 
 /// [`split_masked`] for bodies longer than one mask but within two.
@@ -324,33 +362,7 @@ fn split_masked(mode: Mode, body: &[u8], scanned: &Scan) -> Result<Fields, Group
 #[inline(never)]
 fn split_wide(mode: Mode, body: &[u8], low: u64, high: u64) -> Result<Fields, GroupError> {
     let high = high & first_bits(body.len() - MASK_BITS);
-    let ht = (high as u128) << MASK_BITS | low as u128;
-    match mode {
-        Mode::Historic => {
-            if ht != 0 {
-                return Err(GroupError::InvalidByte);
-            }
-            let Some(split) = body.iter().position(|&b| b == SP) else {
-                return Err(GroupError::FieldCount);
-            };
-            Ok((split, None, split + 1))
-        }
-        Mode::Standard => {
-            if ht == 0 {
-                return Err(GroupError::FieldCount);
-            }
-            let first = ht.trailing_zeros() as usize;
-            let rest = ht & (ht - 1);
-            if rest == 0 {
-                return Ok((first, None, first + 1));
-            }
-            if rest & (rest - 1) != 0 {
-                return Err(GroupError::FieldCount);
-            }
-            let second = rest.trailing_zeros() as usize;
-            Ok((first, Some((first + 1, second)), second + 1))
-        }
-    }
+    split_by_mask(mode, body, (high as u128) << MASK_BITS | low as u128)
 }
 
 /// Splits a checked body into fields: with the masks of its scan when they
@@ -374,10 +386,7 @@ fn split_scalar(mode: Mode, body: &[u8]) -> Result<Fields, GroupError> {
             if body.contains(&HT) {
                 return Err(GroupError::InvalidByte);
             }
-            let Some(split) = body.iter().position(|&b| b == SP) else {
-                return Err(GroupError::FieldCount);
-            };
-            Ok((split, None, split + 1))
+            historic_fields(body)
         }
         Mode::Standard => {
             let Some(first) = body.iter().position(|&b| b == HT) else {

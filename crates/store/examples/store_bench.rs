@@ -268,6 +268,19 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Runs `f` `runs` times: the fastest run in ms, and the last run's result.
+fn best_of<T, E>(runs: usize, mut f: impl FnMut() -> Result<T, E>) -> Result<(f64, T), E> {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = f()?;
+        best = best.min(ms(t.elapsed()));
+        last = Some(out);
+    }
+    Ok((best, last.expect("at least one run")))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -494,53 +507,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         ));
         let to = T0 + n * 2000;
-        let mut best = f64::MAX;
-        let mut buckets = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
+        let (best, buckets) = best_of(5, || {
             let a = store.aggregate(p_id, T0, to, &Bucketing::TargetCount { points: 1000 })?;
             let avg: Vec<f64> = a.iter().filter_map(|b| b.agg.map(|x| x.avg())).collect();
             let max: Vec<f64> = a.iter().filter_map(|b| b.agg.map(|x| x.max)).collect();
-            best = best.min(ms(t.elapsed()));
-            buckets = avg.len().min(max.len());
-        }
+            Ok::<_, store::StoreError>(avg.len().min(max.len()))
+        })?;
         rows.push((
             format!("year of 1 series -> {buckets} avg+max buckets (TargetCount 1000)"),
             format!("{best:.2} ms (best of 5)"),
         ));
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let d = store.downsample(
+        let (best, d) = best_of(5, || {
+            store.downsample(
                 p_id,
                 T0 + 1234,
                 to - 777,
                 &Bucketing::TargetCount { points: 1000 },
                 Aggregator::Max,
-            )?;
-            best = best.min(ms(t.elapsed()));
-            assert!(!d.ts_ms.is_empty());
-        }
+            )
+        })?;
+        assert!(!d.ts_ms.is_empty());
         rows.push((
             "same, range edges not aligned (raw + hour mix)".into(),
             format!("{best:.2} ms (best of 5)"),
         ));
-        let mut best = f64::MAX;
-        let mut days = 0;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let e = store.energy_per_period(e_id, T0, to, Period::Day, "Europe/Paris")?;
-            best = best.min(ms(t.elapsed()));
-            days = e.len();
-        }
+        let (best, e) = best_of(5, || {
+            store.energy_per_period(e_id, T0, to, Period::Day, "Europe/Paris")
+        })?;
         rows.push((
-            format!("energy per local day over a year ({days} days, Europe/Paris)"),
+            format!(
+                "energy per local day over a year ({} days, Europe/Paris)",
+                e.len()
+            ),
             format!("{best:.2} ms (best of 5)"),
         ));
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let d = store.downsample(
+        let (best, d) = best_of(3, || {
+            store.downsample(
                 p_id,
                 T0,
                 to,
@@ -548,10 +550,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     width_ms: 31_536_000,
                 },
                 Aggregator::Max,
-            )?;
-            best = best.min(ms(t.elapsed()));
-            assert!(!d.ts_ms.is_empty());
-        }
+            )
+        })?;
+        assert!(!d.ts_ms.is_empty());
         rows.push((
             "year, 1000 buckets of 8.76 h (not whole hours: raw edges)".into(),
             format!("{best:.2} ms (best of 3)"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Decoding throughput of the `tic` crate vs the teleinfo-nom crate vs a
+# Decoding throughput of the `tic` crate vs the teleinfo-nom crate vs two
 # byte-sum loops (what reading the buffer costs), printed as one table.
 #
 #   scripts/bench-tic.sh              criterion run, then the interleaved table

@@ -170,8 +170,10 @@ impl Server {
         let restore = st.ingest.clone();
         tasks.spawn(async move {
             match tokio::task::spawn_blocking(move || restore.restore_latest()).await {
-                Ok(n) if n > 0 => tracing::info!("latest frame of {n} devices restored"),
-                _ => {}
+                Ok(0) => {}
+                Ok(n) => tracing::info!("latest frame of {n} devices restored"),
+                // Live views then fill as frames arrive; the archive itself is untouched.
+                Err(e) => tracing::warn!("restoring the latest frames failed: {e}"),
             }
         });
         let maint = st.clone();

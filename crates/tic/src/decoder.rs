@@ -111,7 +111,8 @@ enum State {
 }
 
 /// The streaming TIC decoder. Its size is fixed: `size_of::<Decoder>()` is
-/// under 200 bytes (the 128-byte group buffer plus counters).
+/// at most 200 bytes on 64-bit targets (the 126-byte group buffer plus the
+/// frame's counters; a test checks the bound).
 ///
 /// Feed it bytes in chunks of any size with [`Decoder::feed`]; call
 /// [`Decoder::finish`] at the end of the input. Bit 7 of every byte is

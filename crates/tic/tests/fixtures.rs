@@ -337,7 +337,7 @@ fn standard_date_has_an_empty_value_and_dpm_a_space_season() {
 #[test]
 fn decoder_size_is_bounded() {
     assert!(
-        std::mem::size_of::<Decoder>() <= 256,
+        std::mem::size_of::<Decoder>() <= 200,
         "{}",
         std::mem::size_of::<Decoder>()
     );

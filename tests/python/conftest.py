@@ -117,6 +117,24 @@ class Victoria:
     def flush(self):
         urllib.request.urlopen(self.url + "/internal/force_flush", timeout=30).read()
 
+    def samples(self, metric):
+        """How many samples of `metric` an export shows right now (after a flush)."""
+        self.flush()
+        params = urllib.parse.urlencode({"match[]": metric})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{params}", timeout=60) as r:
+            return sum(len(json.loads(line)["values"]) for line in r.read().decode().splitlines() if line)
+
+    def wait_for_samples(self, metric, n, within=30):
+        """Waits until `n` samples of `metric` are searchable. A 204 from /api/put means
+        accepted, not yet visible: one force_flush does not always show the last requests
+        to the next query. Returns the count seen last; the caller checks it."""
+        deadline = time.time() + within
+        while True:
+            seen = self.samples(metric)
+            if seen >= n or time.time() > deadline:
+                return seen
+            time.sleep(0.2)
+
     def query_range(self, q, start, end, step):
         params = urllib.parse.urlencode({"query": q, "start": start, "end": end, "step": step, "nocache": 1})
         with urllib.request.urlopen(f"{self.url}/api/v1/query_range?{params}", timeout=60) as r:

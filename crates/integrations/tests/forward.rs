@@ -84,32 +84,12 @@ fn vm(dir: &Path, http: u16, tsdb: u16) -> Option<Proc> {
     Some(p)
 }
 
-/// Every sample of `metric` in VictoriaMetrics, by meter, in time order.
-fn vm_export(http: u16, metric: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
-    http_get(&format!("http://127.0.0.1:{http}/internal/force_flush"));
-    let (st, body) = http_get(&format!(
-        "http://127.0.0.1:{http}/api/v1/export?match[]={metric}"
-    ));
-    assert_eq!(st, 200, "{body}");
-    let mut out = BTreeMap::new();
-    for line in body.lines().filter(|l| !l.is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let meter = v["metric"]["meter"].as_str().unwrap().to_string();
-        let ts = v["timestamps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_i64().unwrap());
-        let vals = v["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap());
-        let mut pts: Vec<(i64, f64)> = ts.zip(vals).collect();
-        pts.sort_by_key(|p| p.0);
-        out.insert(meter, pts);
-    }
-    out
+/// How many samples of `metric` the backend must end up with.
+fn expected_samples(exp: &Expected, metric: &str) -> usize {
+    exp.iter()
+        .filter(|((_, m), _)| m == metric)
+        .map(|(_, pts)| pts.len())
+        .sum()
 }
 
 fn compare(exp: &Expected, metric: &str, got: &BTreeMap<String, Vec<(i64, f64)>>) -> usize {
@@ -191,11 +171,14 @@ fn victoriametrics_via_opentsdb_put_survives_outage_and_restart() {
     std::thread::sleep(Duration::from_secs(2));
     backend.start();
     drained(&out, Duration::from_secs(60));
-    let n = compare(&exp, "SINSTS", &vm_export(http, "SINSTS"))
-        + compare(&exp, "EAST", &vm_export(http, "EAST"))
-        + compare(&exp, "HCHC", &vm_export(http, "HCHC"))
-        + compare(&exp, "PAPP", &vm_export(http, "PAPP"))
-        + compare(&exp, "NJOURF.next", &vm_export(http, "NJOURF.next"));
+    let n = ["SINSTS", "EAST", "HCHC", "PAPP", "NJOURF.next"]
+        .iter()
+        .map(|metric| {
+            let want = expected_samples(&exp, metric);
+            let got = vm_export_settled(http, metric, want, Duration::from_secs(30));
+            compare(&exp, metric, &got)
+        })
+        .sum::<usize>();
     assert!(n > 300, "{n}");
     let sent = out.forwarders()[0]
         .stats()

@@ -129,33 +129,6 @@ fn vm(dir: &std::path::Path) -> Option<(Proc, u16, u16)> {
     Some((p, http, tsdb))
 }
 
-fn vm_export(http: u16, metric: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
-    http_get(&format!("http://127.0.0.1:{http}/internal/force_flush"));
-    let (st, body) = http_get(&format!(
-        "http://127.0.0.1:{http}/api/v1/export?match[]={metric}"
-    ));
-    assert_eq!(st, 200, "{body}");
-    body.lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let ts = v["timestamps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_i64().unwrap());
-            let vals = v["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap());
-            let mut pts: Vec<(i64, f64)> = ts.zip(vals).collect();
-            pts.sort_by_key(|p| p.0);
-            (v["metric"]["meter"].as_str().unwrap().to_string(), pts)
-        })
-        .collect()
-}
-
 fn drained(out: &Outputs, within: Duration) {
     eventually(within, "the forward queue to drain", || {
         out.forwarders()
@@ -228,7 +201,8 @@ fn uplink_frames_reach_mqtt_and_victoriametrics() {
         ("EAST", "EAST"),
         ("power.apparent", "SINSTS"),
     ] {
-        let got = vm_export(vm_http, metric);
+        let samples = expected.values().map(Vec::len).sum();
+        let got = vm_export_settled(vm_http, metric, samples, Duration::from_secs(30));
         for (meter, rs) in &expected {
             let want: Vec<(i64, f64)> = rs
                 .iter()
@@ -378,7 +352,12 @@ fn thousand_devices_through_the_server() {
     let drain = tb.elapsed() - burst;
     let hwm = vm_hwm_kib();
     let frames_per_meter = 2 * (rounds + burst_rounds);
-    let got = vm_export(vm_http, "SINSTS");
+    let got = vm_export_settled(
+        vm_http,
+        "SINSTS",
+        devices * frames_per_meter,
+        Duration::from_secs(30),
+    );
     assert_eq!(got.len(), devices);
     for (m, pts) in &got {
         assert_eq!(pts.len(), frames_per_meter, "SINSTS of {m}");

@@ -17,7 +17,7 @@
 use crate::HT;
 
 /// What [`scan`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Scan {
     /// Index of the first byte that cannot be inside a group; the length
     /// when there is none; a value ≥ the limit when the scan stopped there.
@@ -60,6 +60,15 @@ pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
     {
         swar::scan(bytes, limit)
     }
+}
+
+/// `bytes` split after its whole blocks of `len` bytes up to `limit` rounded
+/// up to a block: the block loop then needs no limit check of its own, and
+/// what is left (less than a block, or nothing when the limit came first) is
+/// scanned on its own.
+#[inline(always)]
+fn whole_blocks(bytes: &[u8], limit: usize, len: usize) -> (&[u8], &[u8]) {
+    bytes.split_at((bytes.len() / len).min(limit.div_ceil(len)) * len)
 }
 
 /// Runs `step` over `blocks` of `len` bytes, until one returns true (it found
@@ -159,16 +168,8 @@ pub(crate) mod swar {
     /// [`scan`](super::scan), a word at a time.
     #[inline(always)]
     pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
-        let mut found = Scan {
-            end: 0,
-            total: 0,
-            ht: 0,
-            ht_high: 0,
-        };
-        // The whole words to look at, the limit rounded up: the loop then needs
-        // no limit check of its own.
-        let whole = (bytes.len() / 8).min(limit.div_ceil(8)) * 8;
-        let (head, tail) = bytes.split_at(whole);
+        let mut found = Scan::default();
+        let (head, tail) = whole_blocks(bytes, limit, 8);
         // The sum, modulo 64, in eight byte lanes: each lane keeps its bytes' low
         // 6 bits (at most 63 + 63, so no lane overflows), which is all the sum
         // modulo 64 depends on. One mask and one add per word.
@@ -215,7 +216,7 @@ pub(crate) mod swar {
 /// The x86-64 scan: 16 bytes per step in an SSE2 register.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 pub(crate) mod sse2 {
-    use super::{masked_steps, Scan, MASK_BITS};
+    use super::{masked_steps, whole_blocks, Scan, MASK_BITS};
     use crate::HT;
     use safe_arch::{
         add_i64_m128i, bitand_m128i, bitandnot_m128i, bitor_m128i, cmp_eq_mask_i8_m128i,
@@ -229,16 +230,8 @@ pub(crate) mod sse2 {
     /// [`scan`](super::scan), 16 bytes at a time.
     #[inline(always)]
     pub(crate) fn scan(bytes: &[u8], limit: usize) -> Scan {
-        let mut found = Scan {
-            end: 0,
-            total: 0,
-            ht: 0,
-            ht_high: 0,
-        };
-        // The whole blocks to look at, the limit rounded up: the loops then
-        // need no limit check of their own.
-        let whole = (bytes.len() / STEP).min(limit.div_ceil(STEP)) * STEP;
-        let (head, tail) = bytes.split_at(whole);
+        let mut found = Scan::default();
+        let (head, tail) = whole_blocks(bytes, limit, STEP);
         // The bytes' sum in two u64 lanes (`psadbw` against zero sums each
         // half of a block).
         let mut sums = zeroed_m128i();

@@ -25,6 +25,15 @@ fn env_or(name: &str, default: usize) -> usize {
 
 const WORKERS: usize = 8;
 
+/// Meter `i`'s mode: one in four is historic.
+fn mode_of(i: usize) -> Mode {
+    if i % 4 == 3 {
+        Mode::Historic
+    } else {
+        Mode::Standard
+    }
+}
+
 /// One round: every meter sends one frame, each as its own submit (like one uplink request
 /// per device), from `WORKERS` threads. Returns the number of points submitted.
 fn round(out: &Outputs, sims: &[Mutex<(Simulator, i64)>]) -> u64 {
@@ -86,12 +95,7 @@ fn thousand_meters_to_victoriametrics() {
     let start_s = now_s() - 3600;
     let contracts = [Contract::Base, Contract::default_hchp(), Contract::Tempo];
     let sims: Vec<Mutex<(Simulator, i64)>> = distinct_simulators(devices, 1000, |i, seed| {
-        let mode = if i % 4 == 3 {
-            Mode::Historic
-        } else {
-            Mode::Standard
-        };
-        simulator(seed, mode, contracts[i % 3].clone(), start_s, 1000)
+        simulator(seed, mode_of(i), contracts[i % 3].clone(), start_s, 1000)
     })
     .into_iter()
     .map(|sim| Mutex::new((sim, start_s * 1000)))
@@ -132,7 +136,9 @@ fn thousand_meters_to_victoriametrics() {
 
     // Everything arrived: one SINSTS/PAPP series per meter with every frame's sample.
     let frames_per_meter = paced_s + burst_rounds;
-    let historic = (0..devices).filter(|i| i % 4 == 3).count();
+    let historic = (0..devices)
+        .filter(|&i| mode_of(i) == Mode::Historic)
+        .count();
     let mut series = 0;
     let mut samples = 0;
     for (metric, meters) in [("SINSTS", devices - historic), ("PAPP", historic)] {

@@ -247,7 +247,11 @@ pub fn vm_export(http: u16, metric: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
             .map(|x| x.as_f64().unwrap());
         let mut pts: Vec<(i64, f64)> = ts.zip(vals).collect();
         pts.sort_by_key(|p| p.0);
-        out.insert(meter, pts);
+        // Keyed by meter: a second series of the same meter (another tag set) would
+        // otherwise replace the first unseen.
+        if out.insert(meter.clone(), pts).is_some() {
+            panic!("{metric}: two series for meter {meter}: {line}");
+        }
     }
     out
 }
@@ -258,7 +262,7 @@ pub fn vm_export(http: u16, metric: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
 /// Why wait: a 204 from VictoriaMetrics (1.79, Debian's) means the points are accepted, not
 /// yet searchable, and `/internal/force_flush` does not always make the last requests visible
 /// to the very next export. Measured here: 2 loads in 10 saw about 70 % of the samples right
-/// after the flush and all of them a second later.
+/// after the flush and all of them within a second.
 pub fn vm_export_settled(
     http: u16,
     metric: &str,
